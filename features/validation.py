@@ -1,0 +1,347 @@
+"""Contract validation: typed good rows, and every bad row set aside with its reason."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+from features.contract import TABLES, Column, TableSpec
+from features.loading import DataSourceError, RawTables
+
+SOURCE_ROW = "_source_row"
+REASONS = "_reasons"
+
+
+@dataclass
+class TableReport:
+    """What happened to one table's rows."""
+
+    table: str
+    origin: str
+    rows_read: int
+    rows_kept: int
+    rows_set_aside: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    note: str | None = None
+
+
+@dataclass
+class ValidationReport:
+    """Counts per table and per reason, plus what was absent or ignored."""
+
+    source: str
+    tables: dict[str, TableReport]
+    absent_tables: list[str]
+    ignored_files: list[str]
+
+    @property
+    def rows_set_aside(self) -> int:
+        return sum(t.rows_set_aside for t in self.tables.values())
+
+    def summary(self) -> pd.DataFrame:
+        """One row per table: rows read, kept and set aside."""
+        return pd.DataFrame(
+            [
+                {
+                    "table": t.table,
+                    "rows_read": t.rows_read,
+                    "rows_kept": t.rows_kept,
+                    "rows_set_aside": t.rows_set_aside,
+                }
+                for t in self.tables.values()
+            ]
+        )
+
+    def reason_counts(self) -> pd.DataFrame:
+        """One row per table and reason (a row breaking two rules counts under both)."""
+        rows = [
+            {"table": t.table, "reason": reason, "rows": count}
+            for t in self.tables.values()
+            for reason, count in sorted(t.reasons.items())
+        ]
+        return pd.DataFrame(rows, columns=["table", "reason", "rows"])
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "rows_set_aside": self.rows_set_aside,
+            "absent_tables": self.absent_tables,
+            "ignored_files": self.ignored_files,
+            "tables": {name: asdict(t) for name, t in self.tables.items()},
+        }
+
+
+@dataclass
+class ValidatedTables:
+    """Typed good rows per table, the quarantined rows, and the report."""
+
+    frames: dict[str, pd.DataFrame]
+    quarantine: dict[str, pd.DataFrame]
+    report: ValidationReport
+    content_hashes: dict[str, str] = field(default_factory=dict)
+
+    def has(self, table: str) -> bool:
+        return table in self.frames
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        return self.frames[table]
+
+
+# --- column coercion -------------------------------------------------------------------
+
+_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def to_text(series: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed; empty strings become missing."""
+    if is_numeric_dtype(series) and series.dtype != bool:
+        # An id stored as a number: 1.0 must read "1", not "1.0".
+        numeric = pd.to_numeric(series, errors="coerce")
+        if bool(np.all(np.isnan(numeric) | (numeric == np.round(numeric)))):
+            series = numeric.astype("Int64")
+    out = series.astype("string").str.strip()
+    out = out.mask(out == "")
+    return out.astype(object).where(out.notna(), None)
+
+
+def to_utc_naive(series: pd.Series) -> pd.Series:
+    """Timestamps in UTC without a zone, to the microsecond: naive values are taken as UTC,
+    zoned ones converted."""
+    if is_datetime64_any_dtype(series):
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    else:
+        text = to_text(series).astype("string")
+        # Parsed apart: pandas' ISO8601 parser gives a naive value that follows a zoned one
+        # the previous value's offset (measured on pandas 2.3), instead of reading it as UTC.
+        zoned = text.str.contains(_ZONE, regex=True).fillna(False).to_numpy(dtype=bool)
+        parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
+        if zoned.any():
+            parsed[zoned] = pd.to_datetime(
+                text[zoned], utc=True, errors="coerce", format="ISO8601"
+            ).dt.tz_localize(None)
+        if (~zoned).any():
+            parsed[~zoned] = pd.to_datetime(text[~zoned], errors="coerce", format="ISO8601")
+        series = parsed
+    # Engines keep microseconds; nanoseconds would be cut differently by each of them.
+    return series.astype("datetime64[ns]").dt.floor("us")
+
+
+# Spellings of "no value" that exports use; they can never be a valid number or date.
+NULL_TOKENS = {"nan", "none", "null", "na", "n/a", "#n/a", "nat", "-"}
+
+
+def _present(raw: pd.Series, allow_tokens: bool) -> pd.Series:
+    text = raw.astype("string").str.strip()
+    present = raw.notna() & (text != "").fillna(False)
+    if not allow_tokens:
+        present &= ~text.str.lower().isin(NULL_TOKENS).fillna(False)
+    return present.astype(bool)
+
+
+def _coerce(column: Column, raw: pd.Series) -> tuple[pd.Series, list[tuple[str, pd.Series]]]:
+    """The typed column and the (reason, mask) pairs of rows that break its rules."""
+    problems: list[tuple[str, pd.Series]] = []
+    present = _present(raw, allow_tokens=column.kind in ("id", "string"))
+    missing_code = {"id": "missing_id", "date": "missing_date", "timestamp": "missing_date"}.get(
+        column.kind, "missing_value"
+    )
+    if column.kind in ("id", "string"):
+        typed = to_text(raw)
+        if column.choices is not None:
+            typed = typed.where(typed.isna(), typed.astype("string").str.lower().astype(object))
+            bad = typed.notna() & ~typed.isin(column.choices)
+            problems.append(("invalid_value", bad))
+    elif column.kind in ("date", "timestamp"):
+        typed = to_utc_naive(raw.where(present))
+        problems.append(("unparsable_date", present & typed.isna()))
+    else:
+        typed = pd.to_numeric(raw.where(present), errors="coerce").astype(float)
+        problems.append(("not_a_number", present & typed.isna()))
+        if column.kind == "integer":
+            problems.append(("not_an_integer", typed.notna() & (typed != np.round(typed))))
+        if column.minimum is not None or column.maximum is not None:
+            low = -np.inf if column.minimum is None else column.minimum
+            high = np.inf if column.maximum is None else column.maximum
+            problems.append(("out_of_range", typed.notna() & ((typed < low) | (typed > high))))
+    if not column.nullable:
+        problems.append((missing_code, ~present))
+    return typed, [(f"{code}:{column.name}", mask) for code, mask in problems]
+
+
+def _reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd.Series:
+    labels = [label for label, _ in problems]
+    matrix = np.column_stack([mask.to_numpy()[bad] for _, mask in problems])
+    return pd.Series(
+        ["; ".join(label for label, hit in zip(labels, row, strict=True) if hit) for row in matrix]
+    )
+
+
+def _validate_table(
+    spec: TableSpec,
+    raw: pd.DataFrame,
+    origin: str,
+    customer_ids: pd.Index | None,
+    signup: pd.Series | None,
+) -> tuple[pd.DataFrame | None, pd.DataFrame, TableReport]:
+    n = len(raw)
+    raw = raw.reset_index(drop=True)
+    missing_cols = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    if missing_cols:
+        note = (
+            f"missing required column(s) {', '.join(missing_cols)}: every row set aside and "
+            f"the table is treated as absent"
+        )
+        if spec.name == "customers":
+            raise DataSourceError(
+                f"The customers table ({origin}) lacks {', '.join(missing_cols)}; "
+                "customer_id and signup_date are required."
+            )
+        reason = "missing_column:" + ",".join(missing_cols)
+        quarantined = raw.assign(**{SOURCE_ROW: np.arange(1, n + 1), REASONS: reason})
+        report = TableReport(spec.name, origin, n, 0, n, {reason: n}, note)
+        return None, quarantined, report
+
+    typed = raw.copy()
+    problems: list[tuple[str, pd.Series]] = []
+    for column in spec.columns:
+        if column.name not in raw.columns:
+            typed[column.name] = (
+                pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+                if column.kind in ("date", "timestamp")
+                else pd.Series(
+                    np.nan if column.kind in ("integer", "number") else None,
+                    index=raw.index,
+                    dtype=float if column.kind in ("integer", "number") else object,
+                )
+            )
+            continue
+        typed[column.name], column_problems = _coerce(column, raw[column.name])
+        problems.extend(column_problems)
+
+    if spec.name == "tickets":
+        problems.append(
+            (
+                "resolved_before_created:resolved_at",
+                typed["resolved_at"].notna() & (typed["resolved_at"] < typed["created_at"]),
+            )
+        )
+    if spec.name == "churn" and signup is not None:
+        joined = typed["customer_id"].map(signup)
+        problems.append(
+            ("churned_before_signup:churned_at", joined.notna() & (typed["churned_at"] < joined))
+        )
+
+    bad_so_far = np.zeros(n, dtype=bool)
+    for _, mask in problems:
+        bad_so_far |= mask.to_numpy(dtype=bool)
+
+    if spec.references_customers and customer_ids is not None:
+        unknown = typed["customer_id"].notna() & ~typed["customer_id"].isin(customer_ids)
+        problems.append(("unknown_customer:customer_id", unknown))
+        bad_so_far |= unknown.to_numpy(dtype=bool)
+
+    if spec.unique_key is not None and spec.unique_key in typed.columns:
+        key = typed[spec.unique_key]
+        # Only otherwise-good rows compete for a key: the first good occurrence is kept.
+        candidates = np.flatnonzero(key.notna().to_numpy(dtype=bool) & ~bad_so_far)
+        dup = np.zeros(n, dtype=bool)
+        dup[candidates] = key.iloc[candidates].duplicated(keep="first").to_numpy(dtype=bool)
+        problems.append((f"duplicate_id:{spec.unique_key}", pd.Series(dup, index=typed.index)))
+        bad_so_far |= dup
+
+    reasons: dict[str, int] = {}
+    for label, mask in problems:
+        count = int(mask.sum())
+        if count:
+            reasons[label] = reasons.get(label, 0) + count
+
+    good = typed.loc[~bad_so_far].reset_index(drop=True)
+    quarantined = raw.loc[bad_so_far].copy()
+    quarantined.insert(0, SOURCE_ROW, np.flatnonzero(bad_so_far) + 1)
+    quarantined[REASONS] = (
+        _reason_strings(problems, bad_so_far).to_numpy() if bad_so_far.any() else []
+    )
+    report = TableReport(spec.name, origin, n, len(good), int(bad_so_far.sum()), reasons)
+    return good, quarantined.reset_index(drop=True), report
+
+
+def validate_tables(raw: RawTables) -> ValidatedTables:
+    """Check every table against the contract; fail only when no customer is usable."""
+    frames: dict[str, pd.DataFrame] = {}
+    quarantine: dict[str, pd.DataFrame] = {}
+    reports: dict[str, TableReport] = {}
+
+    customers, q, report = _validate_table(
+        TABLES["customers"], raw.frames["customers"], raw.origins.get("customers", ""), None, None
+    )
+    quarantine["customers"], reports["customers"] = q, report
+    if customers is None or customers.empty:
+        raise DataSourceError(
+            f"No usable customers in {raw.source}: all {report.rows_read} rows were set aside "
+            f"({', '.join(report.reasons) or 'empty table'}). Fix the customers table."
+        )
+    frames["customers"] = customers
+    ids = pd.Index(customers["customer_id"])
+    signup = customers.set_index("customer_id")["signup_date"]
+
+    for name, spec in TABLES.items():
+        if name == "customers" or name not in raw.frames:
+            continue
+        good, q, report = _validate_table(
+            spec, raw.frames[name], raw.origins.get(name, ""), ids, signup
+        )
+        quarantine[name], reports[name] = q, report
+        if good is not None:
+            frames[name] = good
+
+    absent = [name for name in TABLES if name not in frames]
+    validation = ValidationReport(str(raw.source), reports, absent, raw.ignored)
+    return ValidatedTables(frames, quarantine, validation, dict(raw.content_hashes))
+
+
+def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
+    """Write report.json, report.md and one quarantine CSV per table with set-aside rows."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = validated.report
+    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    lines = [
+        f"# Validation report for {report.source}",
+        "",
+        f"Rows set aside: {report.rows_set_aside}",
+        "",
+        "| table | rows read | kept | set aside |",
+        "|---|---:|---:|---:|",
+    ]
+    for _, row in report.summary().iterrows():
+        lines.append(f"| {row.table} | {row.rows_read} | {row.rows_kept} | {row.rows_set_aside} |")
+    reasons = report.reason_counts()
+    if len(reasons):
+        lines += ["", "| table | reason | rows |", "|---|---|---:|"]
+        lines += [f"| {r.table} | {r.reason} | {r.rows} |" for r in reasons.itertuples()]
+        lines += [
+            "",
+            "Each set-aside row is in quarantine/<table>.csv with its reasons in "
+            "`_reasons` and its position in the input in `_source_row`.",
+        ]
+    if report.absent_tables:
+        lines += [
+            "",
+            "Absent tables (features that need them are not built): "
+            + ", ".join(report.absent_tables),
+        ]
+    for t in report.tables.values():
+        if t.note:
+            lines += ["", f"- {t.table}: {t.note}"]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    quarantine_dir = out_dir / "quarantine"
+    for name, frame in validated.quarantine.items():
+        if len(frame):
+            quarantine_dir.mkdir(exist_ok=True)
+            frame.to_csv(quarantine_dir / f"{name}.csv", index=False)
+    return out_dir

@@ -1,0 +1,239 @@
+"""The one typed settings object shared by the CLI, training and the service."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV_VAR = "NPSRISK_CONFIG"
+DEFAULT_CONFIG_NAME = "npsrisk.yaml"
+DEFAULT_HOME = Path("npsrisk-home")
+
+# The YAML file chosen by ``load_settings``; a context variable rather than a global so
+# that tests (and threads) can load different configurations side by side.
+_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("yaml_path", default=None)
+
+
+class ConfigError(Exception):
+    """A configuration problem the user can fix; the message says what to set."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Section):
+    """How contract tables are read and which columns may become features."""
+
+    excluded_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns of `customers` that never become features (besides personal data).",
+    )
+    personal_data_columns: list[str] = Field(
+        default_factory=list,
+        description="Extra column names to treat as personal data, on top of the detected ones.",
+    )
+
+
+class FeatureSettings(_Section):
+    """Point-in-time feature definitions."""
+
+    windows_days: list[int] = Field(
+        default=[7, 30, 90], description="Look-back windows for usage levels and event counts."
+    )
+    trend_recent_days: int = Field(30, description="Recent period of a usage trend.")
+    trend_prior_days: int = Field(60, description="Prior period a usage trend compares against.")
+    usage_lookback_days: int = Field(
+        180, description="Longest look-back for usage; days since last activity is capped here."
+    )
+    drop_threshold: float = Field(
+        0.5, description="A usage drop flag is set when recent usage fell by at least this share."
+    )
+    max_categories: int = Field(
+        50, description="Categorical levels kept per column; rarer levels become 'other'."
+    )
+    backend: Literal["duckdb", "pyspark"] = Field(
+        "duckdb", description="Engine that executes the Ibis feature definitions."
+    )
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("windows_days needs at least one positive number of days")
+        return sorted(set(value))
+
+
+class LightGBMSettings(_Section):
+    """Hyper-parameters shared by the LightGBM heads."""
+
+    n_estimators: int = 600
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 40
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 50
+    num_threads: int = Field(0, description="0 lets LightGBM use every core.")
+
+
+class TrainingSettings(_Section):
+    """Labels, snapshots, splits and models."""
+
+    horizon_days: int = Field(90, gt=0, description="Labels come from (T, T + horizon].")
+    min_history_days: int = Field(
+        90, ge=0, description="The first as-of date is at least this long after the data starts."
+    )
+    max_snapshots: int = Field(24, gt=0, description="Most recent monthly as-of dates used.")
+    validation_snapshots: int = Field(
+        3, gt=0, description="Latest as-of dates held out for validation."
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of customers held out when there is one as-of date."
+    )
+    calibration_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of training customers used for early stopping and calibration.",
+    )
+    nps_selection_correction: Literal["ipw", "none"] = Field(
+        "ipw",
+        description="How the NPS model corrects for who answers surveys: inverse propensity "
+        "weighting of respondents, or nothing.",
+    )
+    max_ipw_weight: float = Field(20.0, gt=1, description="Cap on a respondent's weight.")
+    monotone_constraints: bool = Field(
+        True,
+        description="Churn risk never falls with more unresolved tickets or less usage.",
+    )
+    seed: int = 42
+    lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
+
+
+class RegistrySettings(_Section):
+    """MLflow tracking and model registry."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: a SQLite store under the project home."
+    )
+    registry_uri: str | None = Field(None, description="Model registry URI; default: tracking URI.")
+    experiment_name: str = "npsrisk"
+    model_name: str = Field("npsrisk", description="Registered model name.")
+    champion_alias: str = "champion"
+    promotion_tolerance: float = Field(
+        0.0,
+        ge=0,
+        description="How much worse one head may be and still count as not worse.",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from YAML with ``NPSRISK_*`` environment overrides."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NPSRISK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Field(
+        DEFAULT_HOME, description="Where stores, runs and reports live (NPSRISK_HOME)."
+    )
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_path = _yaml_path.get()
+        if yaml_path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+    # Derived paths: computed, never created here (no side effects on construction).
+    @cached_property
+    def home_path(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def reports_path(self) -> Path:
+        return self.home_path / "reports"
+
+    @property
+    def mlflow_db_path(self) -> Path:
+        return self.home_path / "mlflow.db"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.home_path / "mlartifacts"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri or f"sqlite:///{self.mlflow_db_path}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.registry.registry_uri or self.tracking_uri
+
+
+def find_config_path(explicit: Path | None = None) -> Path | None:
+    """The YAML file to read: ``--config``, else ``$NPSRISK_CONFIG``, else ./npsrisk.yaml."""
+    if explicit is not None:
+        candidate, origin = explicit, "--config"
+    elif os.environ.get(CONFIG_ENV_VAR):
+        candidate, origin = Path(os.environ[CONFIG_ENV_VAR]), CONFIG_ENV_VAR
+    else:
+        default = Path.cwd() / DEFAULT_CONFIG_NAME
+        return default if default.is_file() else None
+    if not candidate.expanduser().is_file():
+        raise ConfigError(
+            f"Configuration file {candidate} (from {origin}) does not exist. "
+            f"Create it, or unset {CONFIG_ENV_VAR} to use the defaults."
+        )
+    return candidate.expanduser()
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from YAML plus environment; raise ConfigError with a fix on bad values."""
+    path = find_config_path(config_path)
+    token = _yaml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        where = f" in {path}" if path else ""
+        raise ConfigError(
+            f"Invalid configuration{where}: {problems}. "
+            "Fix the YAML file or the NPSRISK_* environment variable "
+            "(nested keys use '__', e.g. NPSRISK_TRAINING__HORIZON_DAYS=60)."
+        ) from None
+    except Exception as exc:  # e.g. a YAML syntax error
+        raise ConfigError(f"Could not read configuration {path}: {exc}") from None
+    finally:
+        _yaml_path.reset(token)

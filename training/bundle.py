@@ -1,0 +1,106 @@
+"""The deployable model: encoder, churn head and NPS heads as one MLflow pyfunc."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+from features.contract import NPS_CATEGORIES
+from training.models import ChurnModel, FeatureEncoder, NpsModel
+
+OUTPUT_COLUMNS = (
+    "churn_probability",
+    "predicted_nps",
+    "p_detractor",
+    "p_passive",
+    "p_promoter",
+    "nps_category",
+)
+TARGETS = ("churn", "nps")
+
+
+class NpsRiskModel(mlflow.pyfunc.PythonModel):
+    """Scores feature records: churn probability, expected NPS and category probabilities.
+
+    Works through ``mlflow.pyfunc.load_model`` on plain columns (strings for categories,
+    numbers for the rest; missing columns are allowed), and exposes ``score`` and
+    ``contributions`` on numpy matrices for the service's fast path.
+    """
+
+    def __init__(
+        self,
+        encoder: FeatureEncoder,
+        churn: ChurnModel | None,
+        nps: NpsModel | None,
+        plan: dict[str, Any],
+        info: dict[str, Any],
+    ):
+        self.encoder = encoder
+        self.churn = churn
+        self.nps = nps
+        self.plan = plan
+        self.info = info
+
+    @property
+    def heads(self) -> list[str]:
+        return [
+            name for name, head in (("churn", self.churn), ("nps", self.nps)) if head is not None
+        ]
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.encoder.features)
+
+    def score(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """All outputs for an encoded matrix; heads that were not trained give NaN."""
+        n = len(X)
+        out = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c != "nps_category"}
+        if self.churn is not None:
+            out["churn_probability"] = self.churn.predict_proba(X)
+        if self.nps is not None:
+            out["predicted_nps"] = self.nps.predict_score(X)
+            probs = self.nps.predict_categories(X)
+            for k, name in enumerate(NPS_CATEGORIES):
+                out[f"p_{name}"] = probs[:, k]
+        return out
+
+    def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
+        """SHAP contributions (last column: base value) of churn log-odds or NPS points."""
+        head = self.churn if target == "churn" else self.nps if target == "nps" else None
+        if head is None:
+            return None
+        return head.contributions(X)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        scored = self.score(self.encoder.transform(frame))
+        out = pd.DataFrame(scored, index=frame.index)
+        probs = out[[f"p_{c}" for c in NPS_CATEGORIES]].to_numpy()
+        has = ~np.isnan(probs).any(axis=1)
+        category = np.full(len(out), None, dtype=object)
+        category[has] = np.array(NPS_CATEGORIES, dtype=object)[np.argmax(probs[has], axis=1)]
+        out["nps_category"] = category
+        return out[list(OUTPUT_COLUMNS)]
+
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        return self.predict_frame(pd.DataFrame(model_input))
+
+    def signature(self) -> ModelSignature:
+        categorical = set(self.encoder.categorical)
+        inputs = Schema(
+            [
+                ColSpec("string" if name in categorical else "double", name, required=False)
+                for name in self.encoder.features
+            ]
+        )
+        outputs = Schema(
+            [ColSpec("double", c) for c in OUTPUT_COLUMNS if c != "nps_category"]
+            + [ColSpec("string", "nps_category", required=False)]
+        )
+        return ModelSignature(inputs=inputs, outputs=outputs)

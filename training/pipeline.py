@@ -1,0 +1,586 @@
+"""`npsrisk train`: contract tables -> snapshots -> models -> MLflow run, registry and gate."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.build import FeaturePlan, build_features, plan_features
+from features.contract import NPS_CATEGORIES
+from features.loading import load_tables
+from features.validation import ValidatedTables, validate_tables, write_validation_report
+from npsrisk.outputs import new_report_dir, utc_stamp
+from npsrisk.settings import Settings
+from training import plots
+from training.baselines import BaseRateBaseline, LastNpsBaseline, LinearBaseline
+from training.bundle import NpsRiskModel
+from training.evaluation import (
+    evaluate_predictions,
+    headline,
+    oracle_predictions,
+    primary_metrics,
+)
+from training.models import (
+    ChurnModel,
+    FeatureEncoder,
+    NpsModel,
+    ResponseModel,
+    lightgbm_params,
+    monotone_vector,
+)
+from training.registry import (
+    apply_decision,
+    champion_version,
+    configure_mlflow,
+    decide_promotion,
+    model_requirements,
+)
+from training.snapshots import (
+    Split,
+    TrainingDataError,
+    build_snapshots,
+    choose_as_of_dates,
+    customer_fold,
+    split_snapshots,
+)
+
+Progress = Callable[[str], None]
+MODEL = "lightgbm"
+MIN_CHURN_POSITIVES = 10
+MIN_NPS_RESPONSES = 50
+BALANCE_FEATURES = 12
+
+
+@dataclass
+class FittedModels:
+    """Everything fitted in one run, before it is logged."""
+
+    bundle: NpsRiskModel
+    baselines: list
+    response: ResponseModel | None
+    unweighted_nps: NpsModel | None
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_name: str
+    model_version: str | None
+    promoted: bool
+    reasons: list[str]
+    heads: list[str]
+    metrics: pd.DataFrame
+    notes: list[str]
+    report_dir: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> pd.DataFrame:
+        return headline(self.metrics)
+
+
+def _heads(snapshots: pd.DataFrame, split: Split, notes: list[str]) -> list[str]:
+    heads = []
+    churned = snapshots["churned"]
+    if churned.notna().any():
+        pos_train = churned[split.train].sum()
+        if pos_train >= MIN_CHURN_POSITIVES and churned[split.valid].sum() > 0:
+            heads.append("churn")
+        else:
+            notes.append(
+                f"churn model not trained: {int(pos_train)} churns in the training window "
+                f"(need {MIN_CHURN_POSITIVES}) and {int(churned[split.valid].sum())} in validation"
+            )
+    else:
+        notes.append("no churn table: the churn model is not trained")
+    responded = snapshots["responded"].to_numpy()
+    if (responded & split.train).sum() >= MIN_NPS_RESPONSES and (responded & split.valid).any():
+        heads.append("nps")
+    else:
+        notes.append(
+            f"NPS model not trained: {(responded & split.train).sum()} survey answers in the "
+            f"training window (need {MIN_NPS_RESPONSES})"
+        )
+    if not heads:
+        raise TrainingDataError(
+            "Nothing to train: no usable labels. Training needs a churn table with churns, or "
+            "nps_responses with answers, inside the labelled window. " + " ".join(notes)
+        )
+    return heads
+
+
+def _fit(
+    settings: Settings,
+    plan: FeaturePlan,
+    frame: pd.DataFrame,
+    split: Split,
+    heads: list[str],
+    info: dict,
+    fit_unweighted: bool,
+    notes: list[str],
+) -> FittedModels:
+    t = settings.training
+    lgbm = t.lightgbm
+    encoder = FeatureEncoder(plan.feature_names, plan.categorical, plan.settings.max_categories)
+    encoder.fit(frame[split.train])
+    X = encoder.transform(frame)
+    cats = encoder.categorical_indices_
+    cal = customer_fold(frame["customer_id"], t.calibration_fraction, f"calibration:{t.seed}")
+    fit_rows, cal_rows = split.train & ~cal, split.train & cal
+    rounds, stop = lgbm.n_estimators, lgbm.early_stopping_rounds
+    sign_churn = monotone_vector(plan.feature_names, +1) if t.monotone_constraints else None
+    sign_nps = monotone_vector(plan.feature_names, -1) if t.monotone_constraints else None
+
+    churn = None
+    if "churn" in heads:
+        y = frame["churned"].to_numpy()
+        churn = ChurnModel(lightgbm_params(lgbm, "binary", t.seed), rounds, stop, sign_churn)
+        churn.fit(X[fit_rows], y[fit_rows], X[cal_rows], y[cal_rows], cats)
+
+    nps = unweighted = response = None
+    weights = np.ones(len(frame))
+    if "nps" in heads:
+        responded = frame["responded"].to_numpy()
+        if t.nps_selection_correction == "ipw":
+            response = ResponseModel(lightgbm_params(lgbm, "binary", t.seed), rounds, stop)
+            r = responded.astype(float)
+            response.fit(X[fit_rows], r[fit_rows], X[cal_rows], r[cal_rows], cats)
+            weights = np.ones(len(frame))
+            weights[responded] = response.weights(X[responded], t.max_ipw_weight)
+        score = frame["nps_score"].to_numpy()
+        a, b = fit_rows & responded, cal_rows & responded
+        reg = lightgbm_params(lgbm, "regression", t.seed)
+        cls = lightgbm_params(lgbm, "multiclass", t.seed, num_class=len(NPS_CATEGORIES))
+        nps = NpsModel(reg, cls, rounds, stop, sign_nps)
+        nps.fit(X[a], score[a], weights[a], X[b], score[b], weights[b], cats)
+        if fit_unweighted and response is not None:
+            unweighted = NpsModel(reg, cls, rounds, stop, sign_nps)
+            unweighted.fit(X[a], score[a], None, X[b], score[b], None, cats)
+
+    numeric = [c for c in plan.feature_names if c not in plan.categorical]
+    train = frame[split.train]
+    churned = train["churned"].to_numpy() if churn is not None else None
+    answered = train["responded"].to_numpy()
+    nps_frame = train[answered] if nps is not None else None
+    score = train["nps_score"].to_numpy()[answered] if nps is not None else None
+    w = weights[split.train][answered] if nps is not None else None
+    baselines = [
+        BaseRateBaseline().fit(train, churned, nps_frame, score, w),
+        LastNpsBaseline().fit(train, churned, nps_frame, score, w),
+        LinearBaseline(numeric, plan.categorical, t.seed).fit(train, churned, nps_frame, score, w),
+    ]
+    bundle = NpsRiskModel(encoder, churn, nps, plan.to_dict(), info)
+    return FittedModels(bundle, baselines, response, unweighted)
+
+
+def _selection_checks(
+    fitted: FittedModels, frame: pd.DataFrame, split: Split, truth: pd.DataFrame | None
+) -> dict[str, float]:
+    """How the NPS model handles who answers surveys, measured.
+
+    - Balance: mean |standardised difference| between respondents and all customers on the
+      most important features, before and after the inverse propensity weights.
+    - On demo data: error and bias of predicted NPS against every validation customer's
+      true expected score (answering or not), with and without the weights.
+    """
+    checks: dict[str, float] = {}
+    bundle = fitted.bundle
+    if bundle.nps is None:
+        return checks
+    encoder = bundle.encoder
+    train = split.train
+    X = encoder.transform(frame[train])
+    responded = frame["responded"].to_numpy()[train]
+    gains = bundle.nps.regressor_.feature_importance("gain")
+    top = np.argsort(-gains)[:BALANCE_FEATURES]
+    if fitted.response is not None and responded.any():
+        w = fitted.response.weights(X[responded], np.inf)
+        smd_before, smd_after = [], []
+        for j in top:
+            col = X[:, j]
+            ok = ~np.isnan(col)
+            sd = np.nanstd(col[ok])
+            if sd == 0 or ok.sum() < 10:
+                continue
+            resp = col[responded]
+            okr = ~np.isnan(resp)
+            smd_before.append(abs(np.nanmean(resp) - np.nanmean(col)) / sd)
+            smd_after.append(abs(np.average(resp[okr], weights=w[okr]) - np.nanmean(col)) / sd)
+        if smd_before:
+            checks["nps.selection.smd_before"] = float(np.mean(smd_before))
+            checks["nps.selection.smd_after"] = float(np.mean(smd_after))
+    if truth is not None:
+        valid = frame[split.valid]
+        merged = valid[["customer_id", "as_of"]].merge(
+            truth, on=["customer_id", "as_of"], how="left"
+        )
+        expected = merged["expected_nps"].to_numpy()
+        ok = ~np.isnan(expected)
+        Xv = encoder.transform(valid)
+        variants = {"weighted": bundle.nps}
+        if fitted.unweighted_nps is not None:
+            variants["unweighted"] = fitted.unweighted_nps
+        for name, model in variants.items():
+            pred = model.predict_score(Xv)
+            checks[f"nps.population.mae_{name}"] = float(np.mean(np.abs(pred[ok] - expected[ok])))
+            checks[f"nps.population.bias_{name}"] = float(np.mean(pred[ok] - expected[ok]))
+        resp = valid["responded"].to_numpy()
+        checks["nps.population.respondent_minus_all_expected"] = float(
+            np.nanmean(expected[resp]) - np.nanmean(expected)
+        )
+    return checks
+
+
+def _lineage(
+    tables: ValidatedTables,
+    as_of: list[pd.Timestamp],
+    snapshots: pd.DataFrame,
+    split: Split,
+    horizon: int,
+) -> dict:
+    report = tables.report
+    return {
+        "source": report.source,
+        "tables": {
+            name: {
+                "origin": t.origin,
+                "sha256": tables.content_hashes.get(name),
+                "rows_read": t.rows_read,
+                "rows_kept": t.rows_kept,
+                "rows_set_aside": t.rows_set_aside,
+            }
+            for name, t in report.tables.items()
+        },
+        "absent_tables": report.absent_tables,
+        "horizon_days": horizon,
+        "as_of_dates": [str(d.date()) for d in as_of],
+        "snapshot_rows": len(snapshots),
+        "split": split.describe(),
+        "train_as_of": [str(d.date()) for d in split.train_as_of],
+        "valid_as_of": [str(d.date()) for d in split.valid_as_of],
+    }
+
+
+def _report_markdown(
+    result_metrics: pd.DataFrame, checks: dict, notes: list[str], split: Split
+) -> str:
+    overall = result_metrics[
+        (result_metrics["segment"] == "all") & (result_metrics["metric"] != "n")
+    ]
+    lines = ["# Training evaluation", "", f"Split: {split.describe()}", ""]
+    for target in ("churn", "nps"):
+        sub = overall[overall["target"] == target]
+        if sub.empty:
+            continue
+        table = sub.pivot_table(index="model", columns="metric", values="value")
+        lines += [f"## {target} (validation window)", "", table.round(4).to_markdown(), ""]
+        segs = result_metrics[
+            (result_metrics["target"] == target)
+            & (result_metrics["segment"] != "all")
+            & (result_metrics["model"].isin([MODEL, "oracle"]))
+        ]
+        if not segs.empty:
+            metric = "roc_auc" if target == "churn" else "mae"
+            seg_table = segs[segs["metric"].isin([metric, "n"])].pivot_table(
+                index=["segment", "segment_value"], columns=["metric", "model"], values="value"
+            )
+            lines += [f"### {target} by segment", "", seg_table.round(4).to_markdown(), ""]
+    if checks:
+        lines += ["## Survey-response selection checks", ""]
+        lines += [f"- {k}: {v:.4f}" for k, v in checks.items()] + [""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class LabelledData:
+    """Validated tables, the feature plan, and labelled snapshots split for validation."""
+
+    tables: ValidatedTables
+    plan: FeaturePlan
+    as_of: list[pd.Timestamp]
+    snapshots: pd.DataFrame
+    split: Split
+    notes: list[str]
+
+
+def prepare_data(
+    data_path: Path,
+    settings: Settings,
+    horizon: int,
+    report_dir: Path,
+    plan: FeaturePlan | None = None,
+) -> LabelledData:
+    """Load, validate (writing the report), plan features, label snapshots and split them.
+
+    With ``plan`` given (a trained model's), features follow it instead of the data.
+    """
+    tables = validate_tables(load_tables(data_path))
+    write_validation_report(tables, report_dir)
+    notes = [
+        f"{t.table}: {t.rows_set_aside} rows set aside (see {report_dir})"
+        for t in tables.report.tables.values()
+        if t.rows_set_aside
+    ]
+    if plan is None:
+        plan, plan_notes = plan_features(tables, settings.features, settings.data)
+        notes += plan_notes
+    as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon)
+    snapshots = build_snapshots(tables, as_of, horizon)
+    split = split_snapshots(snapshots, settings.training, horizon)
+    return LabelledData(tables, plan, as_of, snapshots, split, notes + as_of_notes + split.notes)
+
+
+def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
+    if truth_path is None:
+        return None
+    truth = pd.read_parquet(truth_path)
+    truth["as_of"] = pd.to_datetime(truth["as_of"]).dt.normalize()
+    return truth
+
+
+def train(
+    data_path: Path,
+    settings: Settings,
+    horizon_days: int | None = None,
+    truth_path: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate, log and register; move the champion alias only if the gate says so."""
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    horizon = horizon_days or settings.training.horizon_days
+    stamp = utc_stamp()
+    report_dir = new_report_dir(settings, "train", stamp)
+
+    say("loading and validating tables")
+    data = prepare_data(data_path, settings, horizon, report_dir / "validation")
+    tables, plan, as_of, snapshots, split, notes = (
+        data.tables,
+        data.plan,
+        data.as_of,
+        data.snapshots,
+        data.split,
+        data.notes,
+    )
+    heads = _heads(snapshots, split, notes)
+    lap("prepare")
+
+    say(f"building features for {len(snapshots):,} snapshot rows")
+    features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
+    frame = snapshots.merge(
+        features, on=["customer_id", "as_of"], how="left", validate="one_to_one"
+    )
+    lap("features")
+
+    truth = load_truth(truth_path)
+
+    say(f"fitting {', '.join(heads)} models and baselines")
+    info = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "horizon_days": horizon,
+        "heads": heads,
+        "validation_window": [str(d.date()) for d in split.valid_as_of],
+        "features_as_of_latest": str(max(as_of).date()),
+    }
+    fitted = _fit(settings, plan, frame, split, heads, info, truth is not None, notes)
+    lap("fit")
+
+    say("evaluating on the held-out window")
+    valid = frame[split.valid].reset_index(drop=True)
+    predictions = {MODEL: fitted.bundle.predict_frame(valid)}
+    for baseline in fitted.baselines:
+        predictions[baseline.name] = baseline.predict(valid)
+    if truth is not None:
+        oracle = oracle_predictions(valid, truth)
+        if oracle is not None:
+            predictions["oracle"] = oracle
+    metrics = evaluate_predictions(valid, predictions)
+    checks = _selection_checks(fitted, frame, split, truth)
+    lap("evaluate")
+
+    say("plotting")
+    plot_dir = report_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    if "churn" in heads:
+        y = valid["churned"].to_numpy()
+        curves = {
+            k: v["churn_probability"].to_numpy() for k, v in predictions.items() if k != "base_rate"
+        }
+        plots.plot_roc(y, curves, "Churn ROC (validation window)", plot_dir / "churn_roc.png")
+        plots.plot_calibration(
+            y,
+            {k: v for k, v in curves.items() if k in (MODEL, "logistic", "oracle")},
+            plot_dir / "churn_calibration.png",
+        )
+    answered = valid["responded"].to_numpy()
+    if "nps" in heads and answered.any():
+        det = (valid["nps_score"].to_numpy()[answered] <= 6).astype(float)
+        curves = {
+            k: v["p_detractor"].to_numpy()[answered]
+            for k, v in predictions.items()
+            if k != "base_rate"
+        }
+        plots.plot_roc(
+            det, curves, "Detractor ROC (validation respondents)", plot_dir / "detractor_roc.png"
+        )
+    sample = valid.sample(min(2000, len(valid)), random_state=settings.training.seed)
+    Xs = fitted.bundle.encoder.transform(sample)
+    for head in heads:
+        plots.plot_shap_summary(
+            fitted.bundle.contributions(Xs, head),
+            Xs,
+            fitted.bundle.features,
+            f"SHAP summary: {head}",
+            plot_dir / f"shap_{head}.png",
+        )
+    lap("plots")
+
+    say("logging to MLflow and applying the promotion gate")
+    eval_dir = report_dir / "evaluation"
+    eval_dir.mkdir(exist_ok=True)
+    metrics.to_csv(eval_dir / "metrics.csv", index=False)
+    headline(metrics).to_csv(eval_dir / "headline.csv")
+    (eval_dir / "report.md").write_text(_report_markdown(metrics, checks, notes, split))
+    (report_dir / "features.json").write_text(
+        json.dumps(
+            {
+                "features": plan.feature_names,
+                "categorical": plan.categorical,
+                "plan": plan.to_dict(),
+            },
+            indent=2,
+        )
+    )
+    lineage = _lineage(tables, as_of, snapshots, split, horizon)
+    (report_dir / "lineage.json").write_text(json.dumps(lineage, indent=2))
+
+    client = configure_mlflow(settings)
+    registry = settings.registry
+    with mlflow.start_run(run_name=f"train-{stamp}") as run:
+        mlflow.log_params(
+            {
+                "horizon_days": horizon,
+                "heads": ",".join(heads),
+                "split_strategy": split.strategy,
+                "n_as_of_dates": len(as_of),
+                "first_as_of": str(min(as_of).date()),
+                "last_as_of": str(max(as_of).date()),
+                "n_features": len(plan.feature_names),
+                "nps_selection_correction": settings.training.nps_selection_correction,
+                "monotone_constraints": settings.training.monotone_constraints,
+                **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
+            }
+        )
+        mlflow.set_tags({"data_source": str(data_path), "stage": "train"})
+        overall = metrics[(metrics["segment"] == "all") & (metrics["metric"] != "n")]
+        mlflow.log_metrics(
+            {
+                (
+                    f"{r.target}.{r.metric}"
+                    if r.model == MODEL
+                    else f"{r.target}.{r.metric}.{r.model}"
+                ): float(r.value)
+                for r in overall.itertuples()
+                if not np.isnan(r.value)
+            }
+        )
+        mlflow.log_metrics(
+            {
+                **checks,
+                **{
+                    f"rows.{k}": float(v)
+                    for k, v in {
+                        "snapshots": len(snapshots),
+                        "train": split.train.sum(),
+                        "valid": split.valid.sum(),
+                    }.items()
+                },
+            }
+        )
+        mlflow.log_dict(lineage, "lineage.json")
+        # The validation summary is counts only; the quarantined rows (which may hold personal
+        # data) stay in the local report folder and never reach MLflow.
+        mlflow.log_dict(tables.report.to_dict(), "validation_report.json")
+        mlflow.log_artifacts(str(eval_dir), "evaluation")
+        mlflow.log_artifacts(str(plot_dir), "plots")
+        mlflow.log_artifact(str(report_dir / "features.json"))
+
+        example = valid[fitted.bundle.features].head(5).copy()
+        for column in plan.categorical:
+            example[column] = example[column].fillna("unknown")
+        info_model = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=fitted.bundle,
+            signature=fitted.bundle.signature(),
+            input_example=example,
+            pip_requirements=model_requirements(),
+            registered_model_name=registry.model_name,
+        )
+        version = str(info_model.registered_model_version)
+        for key, value in {**info, "run_id": run.info.run_id, "split": split.describe()}.items():
+            client.set_model_version_tag(
+                registry.model_name,
+                version,
+                key,
+                json.dumps(value) if isinstance(value, list) else str(value),
+            )
+
+        candidate = primary_metrics(metrics, MODEL)
+        current = champion_version(client, registry.model_name, registry.champion_alias)
+        champion_metrics = None
+        if current is not None and current.version != version:
+            champion_metrics = _champion_metrics(current, registry.model_name, valid)
+        decision = decide_promotion(candidate, champion_metrics, registry.promotion_tolerance)
+        if current is not None and champion_metrics is None:
+            decision.reasons.insert(0, f"champion v{current.version} could not be evaluated")
+        apply_decision(client, registry.model_name, version, registry.champion_alias, decision)
+        mlflow.set_tags(
+            {
+                "promotion": "champion" if decision.promote else "challenger",
+                "promotion_reason": "; ".join(decision.reasons)[:5000],
+                "model_version": version,
+            }
+        )
+    lap("log")
+    return TrainResult(
+        run_id=run.info.run_id,
+        model_name=registry.model_name,
+        model_version=version,
+        promoted=decision.promote,
+        reasons=decision.reasons,
+        heads=heads,
+        metrics=metrics,
+        notes=notes,
+        report_dir=report_dir,
+        seconds=timings,
+        checks=checks,
+    )
+
+
+def _champion_metrics(current, name: str, valid: pd.DataFrame) -> dict[str, float] | None:
+    """The current champion's primary metrics on this run's validation window."""
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}").unwrap_python_model()
+        predictions = model.predict_frame(valid)
+    except Exception:  # a champion that cannot even score is no bar to clear
+        return None
+    return primary_metrics(evaluate_predictions(valid, {MODEL: predictions}), MODEL)
