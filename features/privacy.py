@@ -15,6 +15,8 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Seven or more digits, optionally grouped by spaces, dots, dashes or brackets, with a +.
 PHONE_RE = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{5,}\d(?![\w])")
 
+# Dates and times look like phone numbers to PHONE_RE; they are not personal data.
+_DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _SAMPLE = 500
 _CONTENT_SHARE = 0.3
 
@@ -32,8 +34,7 @@ def _phone_share(values: pd.Series) -> float:
     if sample.empty:
         return 0.0
     sample = sample.sample(min(_SAMPLE, len(sample)), random_state=0)
-    digits = sample.str.count(r"\d")
-    return float((sample.map(lambda v: bool(PHONE_RE.fullmatch(v.strip()))) & (digits >= 7)).mean())
+    return float(sample.map(lambda v: bool(PHONE_RE.fullmatch(v.strip())) and _is_phone(v)).mean())
 
 
 def detect_personal_data(frame: pd.DataFrame, extra: list[str] | None = None) -> dict[str, str]:
@@ -56,9 +57,12 @@ def detect_personal_data(frame: pd.DataFrame, extra: list[str] | None = None) ->
     return flagged
 
 
+def _is_phone(candidate: str) -> bool:
+    digits = sum(ch.isdigit() for ch in candidate)
+    return digits >= 7 and not _DATE_LIKE.fullmatch(candidate.strip())
+
+
 def mask_personal_data(text: str) -> str:
     """Replace e-mail addresses and phone numbers in free text with placeholders."""
     text = EMAIL_RE.sub("[email]", text)
-    return PHONE_RE.sub(
-        lambda m: "[phone]" if sum(ch.isdigit() for ch in m.group()) >= 7 else m.group(), text
-    )
+    return PHONE_RE.sub(lambda m: "[phone]" if _is_phone(m.group()) else m.group(), text)

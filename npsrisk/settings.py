@@ -78,13 +78,14 @@ class FeatureSettings(_Section):
 class LightGBMSettings(_Section):
     """Hyper-parameters shared by the LightGBM heads."""
 
-    n_estimators: int = 600
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_child_samples: int = 40
+    # Chosen on a 20k-customer demo company (seed 11) that is never used for reporting.
+    n_estimators: int = 1000
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_child_samples: int = 100
     subsample: float = 0.8
     colsample_bytree: float = 0.8
-    reg_lambda: float = 1.0
+    reg_lambda: float = 5.0
     early_stopping_rounds: int = 50
     num_threads: int = Field(0, description="0 lets LightGBM use every core.")
 

@@ -547,7 +547,7 @@ def train(
         candidate = primary_metrics(metrics, MODEL)
         current = champion_version(client, registry.model_name, registry.champion_alias)
         champion_metrics = None
-        if current is not None and current.version != version:
+        if current is not None and str(current.version) != version:
             champion_metrics = _champion_metrics(current, registry.model_name, valid)
         decision = decide_promotion(candidate, champion_metrics, registry.promotion_tolerance)
         if current is not None and champion_metrics is None:

@@ -1,0 +1,235 @@
+"""Training end to end against a real SQLite MLflow store (the `trained` session fixture)."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from features.build import FeaturePlan, build_features
+from training.snapshots import active_customers
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    settings, _ = trained
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+
+
+@pytest.fixture(scope="module")
+def champion(trained, client):
+    settings, _ = trained
+    return mlflow.pyfunc.load_model(f"models:/{settings.registry.model_name}@champion")
+
+
+@pytest.fixture(scope="module")
+def recent(trained, champion, demo_tables):
+    """Feature rows of every customer active at the latest labelled as-of date."""
+    bundle = champion.unwrap_python_model()
+    as_of = pd.Timestamp(max(bundle.info["validation_window"]))
+    pairs = pd.DataFrame({"customer_id": active_customers(demo_tables, as_of), "as_of": as_of})
+    return build_features(demo_tables, pairs, FeaturePlan.from_dict(bundle.plan))
+
+
+def test_first_run_registers_a_champion_with_lineage(trained, client):
+    settings, result = trained
+    assert result.promoted and result.reasons == ["there is no champion yet"]
+    version = client.get_model_version_by_alias(settings.registry.model_name, "champion")
+    assert str(version.version) == result.model_version
+    assert version.tags["promotion"] == "champion"
+    run = client.get_run(result.run_id)
+    assert run.data.params["horizon_days"] == "90"
+    assert run.data.params["split_strategy"] == "temporal"
+    lineage = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/lineage.json")
+    assert set(lineage["tables"]) == {
+        "customers",
+        "usage",
+        "tickets",
+        "chats",
+        "nps_responses",
+        "churn",
+    }
+    for table in lineage["tables"].values():
+        assert len(table["sha256"]) == 64 and table["rows_kept"] > 0
+    assert lineage["valid_as_of"] and max(lineage["train_as_of"]) < min(lineage["valid_as_of"])
+    features = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/features.json")
+    assert "tickets_open" in features["features"] and "plan_tier" in features["categorical"]
+    # Artifacts live under the project home, never in ./mlruns.
+    assert run.info.artifact_uri.startswith(settings.artifacts_path.as_uri())
+
+
+def test_model_beats_the_baselines_on_the_later_window(trained):
+    _, result = trained
+    h = result.headline
+    auc = h[("churn", "roc_auc")]
+    mae = h[("nps", "mae")]
+    assert auc["lightgbm"] > auc["base_rate"] + 0.15
+    assert auc["lightgbm"] > auc["last_nps"]
+    assert mae["lightgbm"] < mae["base_rate"] - 0.3
+    assert mae["lightgbm"] < mae["last_nps"]
+    # The oracle (ground truth) is reported next to them and is the ceiling.
+    assert auc["oracle"] > auc["base_rate"] and mae["oracle"] < mae["base_rate"]
+    segments = result.metrics.query("model == 'lightgbm' and segment != 'all'")
+    assert {"plan_tier", "tenure_band"} <= set(segments["segment"])
+
+
+def test_survey_response_weighting_rebalances_respondents(trained):
+    _, result = trained
+    checks = result.checks
+    assert checks["nps.selection.smd_after"] < checks["nps.selection.smd_before"]
+    assert abs(checks["nps.population.bias_weighted"]) < 0.5
+
+
+def test_pyfunc_scores_plain_string_and_number_columns(champion):
+    # Categories as plain strings (not pandas categoricals), any subset of the columns.
+    # Numbers are floats: MLflow refuses int64 -> double as a lossy cast.
+    plain = pd.DataFrame(
+        {
+            "plan_tier": ["enterprise", "starter", "unheard-of tier"],
+            "region": ["emea", "na", None],
+            "seats": [120.0, 3.0, 10.0],
+            "tickets_open": [0.0, 5.0, 1.0],
+            "usage_logins_30d": [40.0, 0.5, 3.0],
+        }
+    )
+    out = champion.predict(plain)
+    assert out["churn_probability"].between(0, 1).all()
+    assert out["predicted_nps"].between(0, 10).all()
+    assert set(out["nps_category"]) <= {"detractor", "passive", "promoter"}
+    probs = out[["p_detractor", "p_passive", "p_promoter"]].sum(axis=1)
+    np.testing.assert_allclose(probs, 1.0, atol=1e-6)
+
+
+def test_more_unresolved_tickets_and_falling_usage_never_lower_churn_risk(champion, recent):
+    bundle = champion.unwrap_python_model()
+    base = recent.sample(300, random_state=0).reset_index(drop=True)
+    previous = bundle.predict_frame(base)["churn_probability"].to_numpy()
+    levels = [c for c in base if c.startswith("usage_") and c[-1] == "d" and c[-2].isdigit()]
+    trends = [c for c in base if c.startswith("usage_") and c.endswith("_trend")]
+    for step in range(1, 6):
+        worse = base.copy()
+        worse["tickets_open"] += step
+        worse["tickets_high_priority_open"] += step // 2
+        worse[levels] *= 1 - 0.2 * step
+        worse[trends] = worse[trends].fillna(0) - 0.2 * step
+        current = bundle.predict_frame(worse)["churn_probability"].to_numpy()
+        assert (current >= previous - 1e-12).all(), f"risk fell at step {step}"
+        previous = current
+    assert (previous > bundle.predict_frame(base)["churn_probability"].to_numpy()).mean() > 0.5
+
+
+def test_more_open_tickets_never_raise_predicted_nps(champion, recent):
+    bundle = champion.unwrap_python_model()
+    base = recent.sample(300, random_state=1).reset_index(drop=True)
+    before = bundle.predict_frame(base)["predicted_nps"].to_numpy()
+    after = bundle.predict_frame(base.assign(tickets_open=base["tickets_open"] + 3))[
+        "predicted_nps"
+    ]
+    assert (after.to_numpy() <= before + 1e-12).all()
+
+
+def test_changing_the_customer_id_changes_nothing(champion, demo_tables, recent):
+    from features.validation import ValidatedTables
+
+    bundle = champion.unwrap_python_model()
+    renamed = {c: f"renamed-{i}" for i, c in enumerate(demo_tables["customers"]["customer_id"])}
+    frames = {
+        name: f.assign(customer_id=f["customer_id"].map(renamed))
+        for name, f in demo_tables.frames.items()
+    }
+    tables = ValidatedTables(frames, {}, demo_tables.report)
+    pairs = recent[["customer_id", "as_of"]].head(200)
+    features = build_features(
+        tables,
+        pairs.assign(customer_id=pairs["customer_id"].map(renamed)),
+        FeaturePlan.from_dict(bundle.plan),
+    )
+    original = bundle.predict_frame(recent.head(200))
+    pd.testing.assert_frame_equal(bundle.predict_frame(features), original)
+
+
+def test_hand_written_customers_are_ranked_sensibly(champion):
+    bundle = champion.unwrap_python_model()
+    healthy = {
+        "plan_tier": "enterprise",
+        "seats": 80,
+        "tenure_days": 900,
+        "tickets_open": 0,
+        "tickets_30d": 0,
+        "nps_last_score": 10,
+        "nps_mean": 9.5,
+        "nps_responses": 4,
+        "tickets_csat_last": 5,
+    }
+    unhealthy = {
+        "plan_tier": "starter",
+        "seats": 3,
+        "tenure_days": 60,
+        "tickets_open": 4,
+        "tickets_high_priority_open": 3,
+        "tickets_30d": 6,
+        "nps_last_score": 2,
+        "nps_mean": 3,
+        "nps_responses": 2,
+        "tickets_csat_last": 1,
+    }
+    for name in bundle.features:
+        if name.startswith("usage_") and name.endswith("0d"):
+            healthy[name], unhealthy[name] = 50.0, 0.0
+        if name.endswith("_trend") and name.startswith("usage_"):
+            healthy[name], unhealthy[name] = 0.1, -0.9
+        if name.endswith("_drop"):
+            healthy[name], unhealthy[name] = 0.0, 1.0
+    out = bundle.predict_frame(pd.DataFrame([healthy, unhealthy]))
+    assert out["churn_probability"][1] > 2 * out["churn_probability"][0]
+    assert out["predicted_nps"][0] - out["predicted_nps"][1] > 2
+    assert out["nps_category"].tolist() == ["promoter", "detractor"]
+
+
+def test_artifacts_and_model_hold_no_personal_data(trained, demo_data, tmp_path):
+    settings, result = trained
+    customers = demo_data.tables["customers"]
+    secrets = set(customers["contact_email"].head(300)) | set(customers["contact_phone"].head(300))
+    secrets |= set(customers["contact_name"].head(300))
+    run_files = Path(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(tmp_path / "run"))
+    )
+    model_uri = f"models:/{settings.registry.model_name}/{result.model_version}"
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
+    files = [p for root in (run_files, local) for p in root.rglob("*") if p.is_file()]
+    assert any(p.name == "python_model.pkl" for p in files)
+    blob = b"".join(p.read_bytes() for p in files)
+    leaked = [s for s in secrets if s.encode() in blob]
+    assert not leaked, leaked[:5]
+    assert b"contact_email" not in (local / "input_example.json").read_bytes()
+
+
+def test_a_worse_model_becomes_a_challenger_and_the_champion_stays(trained, demo_path, client):
+    from npsrisk.settings import load_settings
+    from training.pipeline import train
+
+    settings, first = trained
+    weak = load_settings(
+        home=settings.home,
+        training={
+            "lightgbm": {"n_estimators": 2, "early_stopping_rounds": 1, "learning_rate": 0.001}
+        },
+    )
+    second = train(demo_path, weak)
+    assert not second.promoted
+    assert any("worse" in r or "no head improved" in r for r in second.reasons), second.reasons
+    name = settings.registry.model_name
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first.model_version
+    tags = client.get_model_version(name, second.model_version).tags
+    assert tags["promotion"] == "challenger"
+    assert "vs champion" in tags["promotion_reason"]
+    run = client.get_run(second.run_id)
+    assert run.data.tags["promotion"] == "challenger"
+    assert json.loads(json.dumps(run.data.tags["promotion_reason"]))

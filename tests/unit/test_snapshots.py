@@ -1,0 +1,125 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from npsrisk.settings import TrainingSettings
+from training.snapshots import (
+    TrainingDataError,
+    build_snapshots,
+    choose_as_of_dates,
+    split_snapshots,
+)
+
+T = pd.Timestamp("2024-06-30")
+
+
+def tables_with(validate_frames, churned_at=None, answers=()):
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D", "E"],
+            "signup_date": ["2024-01-01", "2024-01-01", "2024-01-01", "2024-06-30", "2024-07-01"],
+        }
+    )
+    frames = {"customers": customers}
+    if churned_at:
+        frames["churn"] = pd.DataFrame(
+            {"customer_id": list(churned_at), "churned_at": list(churned_at.values())}
+        )
+    if answers:
+        frames["nps_responses"] = pd.DataFrame(
+            answers, columns=["customer_id", "responded_at", "score"]
+        )
+    return validate_frames(frames)
+
+
+def test_churn_label_window_is_after_as_of_up_to_the_horizon(validate_frames):
+    tables = tables_with(
+        validate_frames,
+        churned_at={
+            "A": "2024-06-30",  # on T: already gone, not scored at T
+            "B": "2024-07-01",  # first day after T: churn
+            "C": "2024-09-28",  # T + 90 days: still inside (T, T+90]
+            "D": "2024-09-29",  # T + 91 days: outside
+        },
+    )
+    snap = build_snapshots(tables, [T], horizon_days=90).set_index("customer_id")
+    assert "A" not in snap.index  # churned on or before T
+    assert "E" not in snap.index  # signed up after T
+    assert snap.loc["B", "churned"] == 1 and snap.loc["C", "churned"] == 1
+    assert snap.loc["D", "churned"] == 0
+
+
+def test_nps_label_is_the_next_answer_inside_the_window(validate_frames):
+    tables = tables_with(
+        validate_frames,
+        answers=[
+            ("A", "2024-06-30T23:00:00", 2),  # on T: history, not a label
+            ("A", "2024-07-10", 9),  # first answer after T: the label
+            ("A", "2024-08-10", 0),  # a later answer is not the label
+            ("B", "2024-10-15", 5),  # after the horizon
+            ("C", "2024-07-01T00:00:00", 6),  # first second after T counts
+        ],
+    )
+    snap = build_snapshots(tables, [T], horizon_days=90).set_index("customer_id")
+    assert snap.loc["A", "nps_score"] == 9 and snap.loc["A", "responded"]
+    assert np.isnan(snap.loc["B", "nps_score"]) and not snap.loc["B", "responded"]
+    assert snap.loc["C", "nps_score"] == 6
+    assert np.isnan(snap.loc["A", "churned"])  # no churn table: no churn label
+
+
+def _usage_span(validate_frames, start, end):
+    days = pd.date_range(start, end, freq="D")
+    usage = pd.DataFrame({"customer_id": "A", "timestamp": days, "metric": "logins", "value": 1.0})
+    customers = pd.DataFrame({"customer_id": ["A"], "signup_date": ["2023-01-01"]})
+    return validate_frames({"customers": customers, "usage": usage})
+
+
+def test_monthly_as_of_dates_leave_room_for_history_and_labels(validate_frames):
+    tables = _usage_span(validate_frames, "2024-01-01", "2024-12-31")
+    dates, notes = choose_as_of_dates(tables, TrainingSettings(), horizon_days=90)
+    assert dates[0] == pd.Timestamp("2024-03-31")  # 90 days of history first
+    assert dates[-1] == pd.Timestamp("2024-09-30")  # labels complete to 2024-12-29
+    assert all(d.is_month_end for d in dates) and not notes
+
+
+def test_a_one_off_export_gets_a_single_as_of_date(validate_frames):
+    tables = _usage_span(validate_frames, "2024-01-01", "2024-05-15")
+    dates, notes = choose_as_of_dates(tables, TrainingSettings(), horizon_days=90)
+    assert dates == [pd.Timestamp("2024-02-15")]
+    assert "one as-of date" in notes[0]
+
+
+def test_too_short_history_says_what_to_change(validate_frames):
+    tables = _usage_span(validate_frames, "2024-01-01", "2024-02-01")
+    with pytest.raises(TrainingDataError, match="horizon-days"):
+        choose_as_of_dates(tables, TrainingSettings(), horizon_days=90)
+
+
+def _snapshots(dates, customers=50):
+    return pd.DataFrame(
+        [(f"C{i}", pd.Timestamp(d)) for d in dates for i in range(customers)],
+        columns=["customer_id", "as_of"],
+    )
+
+
+def test_temporal_split_validates_on_the_latest_dates_with_a_label_gap():
+    dates = pd.date_range("2024-01-31", "2024-12-31", freq="ME")
+    split = split_snapshots(_snapshots(dates), TrainingSettings(validation_snapshots=2), 90)
+    assert split.strategy == "temporal"
+    assert split.valid_as_of == list(dates[-2:])
+    # Training labels (T, T+90] must end before the first validation date.
+    assert max(split.train_as_of) + pd.Timedelta(days=90) <= min(split.valid_as_of)
+    assert not (split.train & split.valid).any()
+
+
+def test_single_date_is_split_by_customer_never_sharing_one():
+    snap = _snapshots(["2024-06-30"], customers=400)
+    split = split_snapshots(snap, TrainingSettings(holdout_fraction=0.25), 90)
+    assert split.strategy == "customer"
+    train_ids = set(snap.loc[split.train, "customer_id"])
+    valid_ids = set(snap.loc[split.valid, "customer_id"])
+    assert not train_ids & valid_ids
+    assert 0.15 < len(valid_ids) / 400 < 0.35
+    # Deterministic: the same customers are held out every time.
+    again = split_snapshots(snap, TrainingSettings(holdout_fraction=0.25), 90)
+    assert (again.valid == split.valid).all()
