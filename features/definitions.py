@@ -40,6 +40,12 @@ def _seconds(column: ir.Column) -> ir.NumericColumn:
     return column.epoch_seconds()
 
 
+def _number(column: ir.NumericColumn) -> ir.NumericColumn:
+    """NaN as NULL: Spark keeps a pandas NaN as a value (AVG over it is NaN); DuckDB does not."""
+    as_float = column.cast("float64")
+    return as_float.isnan().ifelse(ibis.null("float64"), as_float)
+
+
 def _events(
     spine: ir.Table, events: ir.Table, time_column: str, lookback_days: int | None, **columns
 ) -> ir.Table:
@@ -61,7 +67,9 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    j = _events(spine, usage, "timestamp", lookback, metric=usage.metric, value=usage.value)
+    j = _events(
+        spine, usage, "timestamp", lookback, metric=usage.metric, value=_number(usage.value)
+    )
     aggs: dict[str, ir.Scalar] = {}
     for slug, labels in ctx.metrics.items():
         is_metric = j.metric.isin(list(labels))
@@ -99,8 +107,8 @@ def ticket_features(spine: ir.Table, tickets: ir.Table, ctx: FeatureContext) -> 
         None,  # a ticket opened long ago can still be open today
         _resolved=_seconds(tickets.resolved_at),
         priority=tickets.priority.lower(),
-        csat=tickets.csat,
-        reopened=tickets.reopened,
+        csat=_number(tickets.csat),
+        reopened=_number(tickets.reopened),
     )
     resolved_by_then = j._resolved.notnull() & (j._resolved < j._cutoff)
     recent = _within(j, long)
@@ -161,7 +169,7 @@ def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.T
 
 def nps_features(spine: ir.Table, nps: ir.Table, ctx: FeatureContext) -> ir.Table:
     """NPS history: last score and its age, mean, trend (last vs earlier mean), count."""
-    j = _events(spine, nps, "responded_at", None, score=nps.score)
+    j = _events(spine, nps, "responded_at", None, score=_number(nps.score))
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(
         nps_last_score=j.score.argmax(j._ts),
         nps_mean=j.score.mean(),

@@ -52,32 +52,34 @@ def _joined(
     time_column: str,
     lookback_days: int | None,
     columns: dict[str, np.ndarray],
+    keep: np.ndarray | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Per distinct cutoff: its spine rows merged with their customers' events in the window.
+    """Per distinct cutoff: its spine rows merged on customer_id with their customers' events
+    dated in [cutoff - look-back, cutoff) (no lower bound without a look-back).
 
     Every frame yielded has ``_row`` (spine row), ``_cutoff``, ``_ts``, ``_order`` (position in
-    the input table) and the requested columns.
+    the input table) and the requested columns. ``keep`` drops event rows up front.
     """
-    ev = pd.DataFrame(
-        {
-            "customer_id": events["customer_id"].astype(object).to_numpy(),
-            "_ts": _epoch_seconds(events[time_column]),
-            "_order": np.arange(len(events)),
-            **columns,
-        }
-    )
-    ev = ev[ev["customer_id"].isin(spine["customer_id"].unique())]
-    ev = ev.sort_values("_ts", kind="stable", ignore_index=True)
-    ts = ev["_ts"].to_numpy()
+    ts = _epoch_seconds(events[time_column])
+    # customer_id as integer codes, so that every merge below is on integers, not strings.
+    codes, uniques = pd.factorize(events["customer_id"].astype(object).to_numpy())
+    spine_codes = pd.Index(uniques).get_indexer(spine["customer_id"].to_numpy())
+    spine = spine.assign(_cid=spine_codes)[spine_codes >= 0]  # customers with any event
+    usable = np.ones(len(events), dtype=bool) if keep is None else keep
     for cutoff, rows in spine.groupby("_cutoff", sort=True):
-        hi = int(np.searchsorted(ts, cutoff, side="left"))  # first event at or after cutoff
-        lo = (
-            0
-            if lookback_days is None
-            else int(np.searchsorted(ts, cutoff - lookback_days * DAY, side="left"))
+        in_window = usable & (ts < cutoff)
+        if lookback_days is not None:
+            in_window &= ts >= cutoff - lookback_days * DAY
+        idx = np.flatnonzero(in_window)
+        window = pd.DataFrame(
+            {
+                "_cid": codes[idx],
+                "_ts": ts[idx],
+                "_order": idx,
+                **{name: values[idx] for name, values in columns.items()},
+            }
         )
-        window = ev.iloc[lo:hi]
-        yield rows[["customer_id", "_row", "_cutoff"]].merge(window, on="customer_id")
+        yield rows[["_cid", "_row", "_cutoff"]].merge(window, on="_cid")
 
 
 def _last_by(
@@ -101,14 +103,12 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    slug_of = {label: slug for slug, labels in plan.metrics.items() for label in labels}
-    columns = {
-        "_slug": usage["metric"].astype(object).map(slug_of).to_numpy(),
-        "value": usage["value"].to_numpy(dtype=float),
-    }
+    slugs = list(plan.metrics)
+    slug_of = {label: i for i, labels in enumerate(plan.metrics.values()) for label in labels}
+    slug = usage["metric"].astype(object).map(slug_of).fillna(-1).to_numpy(dtype=int)
+    columns = {"_slug": slug, "value": usage["value"].to_numpy(dtype=float)}
     parts = []
-    for j in _joined(spine, usage, "timestamp", lookback, columns):
-        j = j[j["_slug"].notna()]
+    for j in _joined(spine, usage, "timestamp", lookback, columns, keep=slug >= 0):
         cutoff, ts, value = (j[c].to_numpy() for c in ("_cutoff", "_ts", "value"))
         recent = ts >= cutoff - s.trend_recent_days * DAY
         prior = ~recent & (ts >= cutoff - (s.trend_recent_days + s.trend_prior_days) * DAY)
@@ -132,9 +132,10 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
         return pd.DataFrame()
     agg = pd.concat(parts)
     out = {}
-    for slug in plan.metrics:
-        if slug in agg.index.get_level_values("_slug"):
-            m = agg.xs(slug, level="_slug")
+    present = set(agg.index.get_level_values("_slug"))
+    for code, slug in enumerate(slugs):
+        if code in present:
+            m = agg.xs(code, level="_slug")
         else:
             m = pd.DataFrame(columns=agg.columns, index=pd.Index([], name="_row"), dtype=float)
         for w in s.windows_days:

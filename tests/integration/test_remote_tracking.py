@@ -1,0 +1,89 @@
+"""Training against a separately started `mlflow server` (any tracking URI works)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from demo.generator import DemoConfig, generate_demo, write_demo
+from npsrisk.settings import load_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    process = subprocess.Popen(
+        [
+            mlflow_bin,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"mlflow server exited: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not become healthy in 90 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_train_registers_into_a_remote_tracking_server(tmp_path, mlflow_server):
+    cfg = DemoConfig(customers=500, seed=12)
+    write_demo(generate_demo(cfg), tmp_path / "data", cfg)
+    settings = load_settings(
+        home=tmp_path / "home",
+        registry={"tracking_uri": mlflow_server},
+        training={"lightgbm": {"n_estimators": 150}},
+    )
+    from training.pipeline import train
+
+    result = train(tmp_path / "data", settings)
+    client = MlflowClient(mlflow_server)
+    champion = client.get_model_version_by_alias(settings.registry.model_name, "champion")
+    assert str(champion.version) == result.model_version
+    assert client.get_run(result.run_id).data.metrics["churn.roc_auc"] > 0.6
+    # Nothing went to a local store: the server holds the run and its artifacts.
+    assert not (tmp_path / "home" / "mlflow.db").exists()
+    assert any((tmp_path / "server-artifacts").rglob("python_model.pkl"))
