@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +31,39 @@ from npsrisk.settings import load_settings
 from training.snapshots import active_customers, data_window
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status (Linux), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mib() -> float:
+    """Current resident set size, in MiB (the peak so far where /proc is unavailable)."""
+    current = _status_mib("VmRSS")
+    return peak_rss_mib() if current is None else current
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size since the last ``reset_peak`` (or since the start), in MiB."""
+    peak = _status_mib("VmHWM")
+    if peak is None:  # not Linux: ru_maxrss, KiB on Linux but bytes on macOS
+        scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    return peak
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS to the current RSS (Linux >= 4.0), so each build gets its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def load(args: argparse.Namespace) -> tuple[ValidatedTables, str]:
@@ -60,8 +91,11 @@ def make_pairs(tables: ValidatedTables, dates: list[pd.Timestamp]) -> pd.DataFra
     )
 
 
-def best_time(build: Callable[[], pd.DataFrame], repeats: int) -> tuple[float, pd.DataFrame]:
-    """Warm up once, then the best wall time of ``repeats`` runs, and the last result."""
+def best_time(build: Callable[[], pd.DataFrame], repeats: int) -> tuple[float, float, pd.DataFrame]:
+    """Warm up once, then the best wall time of ``repeats`` runs; also the peak RSS (MiB)
+    over all the runs and the last result."""
+    gc.collect()
+    reset_peak()
     frame = build()
     best = float("inf")
     for _ in range(repeats):
@@ -70,7 +104,7 @@ def best_time(build: Callable[[], pd.DataFrame], repeats: int) -> tuple[float, p
         start = time.perf_counter()
         frame = build()
         best = min(best, time.perf_counter() - start)
-    return best, frame
+    return best, peak_rss_mib(), frame
 
 
 def check_equal(
@@ -115,29 +149,33 @@ def main(argv: list[str] | None = None) -> None:
         f"spine: {len(pairs):,} rows, {len(dates)} as-of date(s) "
         f"{dates[0].date()}..{dates[-1].date()}"
     )
-    print(f"peak RSS after loading: {peak_rss_mb():,.0f} MiB")
+    gc.collect()
+    base = rss_mib()
+    print(f"RSS with the data loaded: {base:,.0f} MiB (peak while preparing {peak_rss_mib():,.0f})")
 
-    ibis_s, engine = best_time(lambda: build_features(tables, pairs, plan), args.repeats)
-    rss_ibis = peak_rss_mb()
-    pandas_s, reference = best_time(
+    ibis_s, ibis_peak, engine = best_time(lambda: build_features(tables, pairs, plan), args.repeats)
+    pandas_s, pandas_peak, reference = best_time(
         lambda: build_features_pandas(tables, pairs, plan), args.repeats
     )
-    rss_pandas = peak_rss_mb()
+    separate = reset_peak()
     ambiguous = check_equal(engine, reference, tables, pairs, plan)
 
     print()
-    print(f"{'implementation':<16}{'rows':>10}{'features':>10}{'seconds':>10}{'peak RSS MiB':>14}")
-    for name, seconds, rss in (
-        ("ibis/duckdb", ibis_s, rss_ibis),
-        ("pandas", pandas_s, rss_pandas),
+    header = f"{'implementation':<14}{'rows':>9}{'features':>10}{'best s':>9}{'peak RSS MiB':>14}"
+    print(header + f"{'(+ over data)':>15}")
+    for name, seconds, peak in (
+        ("ibis/duckdb", ibis_s, ibis_peak),
+        ("pandas", pandas_s, pandas_peak),
     ):
         print(
-            f"{name:<16}{len(engine):>10,}{len(plan.feature_names):>10}{seconds:>10.2f}{rss:>14,.0f}"
+            f"{name:<14}{len(engine):>9,}{len(plan.feature_names):>10}{seconds:>9.2f}"
+            f"{peak:>14,.0f}{peak - base:>+15,.0f}"
         )
     print(f"pandas/ibis time ratio: {pandas_s / ibis_s:.2f}")
     print(
-        f"frames equal (rtol 1e-9); {ambiguous} tie-ambiguous 'last' cells left out; "
-        f"best of {args.repeats} after a warm-up; peak RSS is cumulative (ibis ran first)"
+        f"frames equal (rtol 1e-9), {ambiguous} tie-ambiguous 'last' cells left out; "
+        f"best of {args.repeats} runs after a warm-up"
+        + ("" if separate else "; peak RSS is cumulative (no /proc/self/clear_refs)")
     )
 
 

@@ -807,6 +807,12 @@ def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData
     )
     say("ground truth (Monte Carlo oracle)")
     truth = _oracle(cfg, world, customers, np.random.default_rng(cfg.seed + 2))
+    # The last simulated week runs past the export date: nothing dated after it exists yet.
+    end = cfg.end.to_datetime64()
+    usage = usage[usage["timestamp"].to_numpy() < end].reset_index(drop=True)
+    tickets = tickets[tickets["created_at"].to_numpy() < end].reset_index(drop=True)
+    chats = chats[chats["sent_at"].to_numpy() < end].reset_index(drop=True)
+    nps = nps[nps["responded_at"].to_numpy() < end].reset_index(drop=True)
     tables = {
         "customers": customers,
         "usage": usage,

@@ -9,6 +9,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from features.attributes import AttributeSchema, infer_attribute_schema, static_attributes
 from features.definitions import (
@@ -192,12 +193,35 @@ def connect(backend: str = "duckdb", spark: Any | None = None) -> ibis.BaseBacke
     raise ValueError(f"Unknown feature backend {backend!r}: use 'duckdb' or 'pyspark'.")
 
 
-def _memtable(frame: pd.DataFrame) -> ir.Table:
-    frame = frame.copy()
+# The columns each definition reads: only these are handed to the engine.
+INPUT_COLUMNS = {
+    "usage": ("customer_id", "timestamp", "metric", "value"),
+    "tickets": ("customer_id", "created_at", "resolved_at", "priority", "csat", "reopened"),
+    "chats": ("customer_id", "sent_at", "conversation_id", "author"),
+    "nps_responses": ("customer_id", "responded_at", "score"),
+}
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    frame = frame.copy(deep=False)
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].astype(object)
-    return ibis.memtable(frame)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _memtable(frame: pd.DataFrame | pa.Table) -> ir.Table:
+    # Arrow in, with its schema: Ibis then neither re-infers types nor converts again.
+    return ibis.memtable(frame if isinstance(frame, pa.Table) else _arrow(frame))
+
+
+def event_table(tables: ValidatedTables, name: str) -> pa.Table:
+    """A contract table's feature inputs as Arrow, converted once per tables object."""
+    cache = tables.engine_cache
+    if name not in cache:
+        frame = tables[name]
+        cache[name] = _arrow(frame[[c for c in INPUT_COLUMNS[name] if c in frame.columns]])
+    return cache[name]
 
 
 def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
@@ -214,7 +238,7 @@ def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: Featu
     }
     for table in plan.tables:
         if tables.has(table):
-            parts.append(builders[table](sp, _memtable(tables[table]), ctx))
+            parts.append(builders[table](sp, _memtable(event_table(tables, table)), ctx))
     out = sp.select(*KEYS)
     for part in parts:
         joined = out.left_join(part, list(KEYS))

@@ -151,7 +151,7 @@ def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.T
         spine,
         chats,
         "sent_at",
-        ctx.settings.usage_lookback_days,
+        max(ctx.settings.usage_lookback_days, max(windows)),
         conversation_id=chats.conversation_id,
         author=chats.author,
     )

@@ -22,9 +22,11 @@ from features.validation import ValidatedTables
 #   (``FIRST(... ORDER BY key DESC)``) leaves ties unspecified, so a tie whose rows carry
 #   different values may legitimately differ; ``ambiguous_last_values`` finds those cells.
 #
-# Events are processed one distinct cutoff at a time: slice the time-sorted events to the
-# window [cutoff - look-back, cutoff), inner-merge them on customer_id with that cutoff's spine
-# rows, and group by spine row.
+# Events are processed one distinct cutoff at a time: filter them to the window
+# [cutoff - look-back, cutoff), inner-merge them on customer_id with that cutoff's spine rows,
+# and group by spine row. Spine rows without a matching event get 0 for the count-like
+# columns (``plan.zero_when_absent()``) and NaN otherwise; a table absent at scoring time
+# leaves all its columns NaN, as the engine does.
 
 _LAST_COLUMNS = {
     "tickets": ("tickets_csat_last",),
@@ -210,7 +212,8 @@ def _chats(spine: pd.DataFrame, chats: pd.DataFrame, plan: FeaturePlan) -> pd.Da
         "_customer": (chats["author"].astype(object) == "customer").to_numpy(),
     }
     parts = []
-    lookback = plan.settings.usage_lookback_days
+    # Chats look back usage_lookback_days, widened to the longest window.
+    lookback = max(plan.settings.usage_lookback_days, max(plan.settings.windows_days))
     for j in _joined(spine, chats, "sent_at", lookback, columns):
         cutoff, ts = j["_cutoff"].to_numpy(), j["_ts"].to_numpy()
         conv, by_customer = j["conversation_id"], j["_customer"].to_numpy(dtype=bool)

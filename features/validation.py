@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
 from features.contract import TABLES, Column, TableSpec
@@ -84,6 +86,8 @@ class ValidatedTables:
     quarantine: dict[str, pd.DataFrame]
     report: ValidationReport
     content_hashes: dict[str, str] = field(default_factory=dict)
+    # Engine-ready copies of the tables (see features.build.event_table); never serialised.
+    engine_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def has(self, table: str) -> bool:
         return table in self.frames
@@ -97,16 +101,34 @@ class ValidatedTables:
 _ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
-def to_text(series: pd.Series) -> pd.Series:
-    """Strings with surrounding blanks removed; empty strings become missing."""
+def _text_array(series: pd.Series) -> pa.Array:
+    """Trimmed strings as an Arrow array; empty strings and missing values are null."""
     if is_numeric_dtype(series) and series.dtype != bool:
         # An id stored as a number: 1.0 must read "1", not "1.0".
         numeric = pd.to_numeric(series, errors="coerce")
         if bool(np.all(np.isnan(numeric) | (numeric == np.round(numeric)))):
             series = numeric.astype("Int64")
-    out = series.astype("string").str.strip()
-    out = out.mask(out == "")
-    return out.astype(object).where(out.notna(), None)
+        array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    else:
+        values = series.to_numpy(dtype=object)
+        try:
+            array = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: numbers, dates, text
+            array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    trimmed = pc.utf8_trim_whitespace(array)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def to_text(series: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed; empty strings become missing (None)."""
+    values = _text_array(series).to_numpy(zero_copy_only=False)
+    return pd.Series(values, index=series.index, dtype=object)
+
+
+def _floor_us(series: pd.Series) -> pd.Series:
+    ns = series.astype("datetime64[ns]").to_numpy().view("i8")
+    floored = np.where(ns == np.iinfo("i8").min, ns, ns // 1000 * 1000)  # keep NaT
+    return pd.Series(floored.view("datetime64[ns]"), index=series.index)
 
 
 def to_utc_naive(series: pd.Series) -> pd.Series:
@@ -121,47 +143,62 @@ def to_utc_naive(series: pd.Series) -> pd.Series:
         # the previous value's offset (measured on pandas 2.3), instead of reading it as UTC.
         zoned = text.str.contains(_ZONE, regex=True).fillna(False).to_numpy(dtype=bool)
         parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
+        # Assigned as plain arrays: index alignment is not wanted here (gaps in the index).
         if zoned.any():
-            parsed[zoned] = pd.to_datetime(
-                text[zoned], utc=True, errors="coerce", format="ISO8601"
-            ).dt.tz_localize(None)
+            parsed[zoned] = (
+                pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601")
+                .dt.tz_localize(None)
+                .to_numpy()
+            )
         if (~zoned).any():
-            parsed[~zoned] = pd.to_datetime(text[~zoned], errors="coerce", format="ISO8601")
+            parsed[~zoned] = pd.to_datetime(
+                text[~zoned], errors="coerce", format="ISO8601"
+            ).to_numpy()
         series = parsed
     # Engines keep microseconds; nanoseconds would be cut differently by each of them.
-    return series.astype("datetime64[ns]").dt.floor("us")
+    return _floor_us(series)
 
 
 # Spellings of "no value" that exports use; they can never be a valid number or date.
-NULL_TOKENS = {"nan", "none", "null", "na", "n/a", "#n/a", "nat", "-"}
+NULL_TOKENS = ("nan", "none", "null", "na", "n/a", "#n/a", "nat", "-")
 
 
 def _present(raw: pd.Series, allow_tokens: bool) -> pd.Series:
-    text = raw.astype("string").str.strip()
-    present = raw.notna() & (text != "").fillna(False)
+    """Rows that hold a value (not missing, not blank, and not a null spelling if asked)."""
+    if is_numeric_dtype(raw) or is_datetime64_any_dtype(raw):
+        return raw.notna()  # a typed column has no blanks or spellings to look for
+    text = _text_array(raw)
+    present = pc.is_valid(text)
     if not allow_tokens:
-        present &= ~text.str.lower().isin(NULL_TOKENS).fillna(False)
-    return present.astype(bool)
+        token = pc.is_in(pc.utf8_lower(text), value_set=pa.array(NULL_TOKENS))
+        present = pc.and_(present, pc.invert(pc.fill_null(token, False)))
+    return pd.Series(present.to_numpy(zero_copy_only=False), index=raw.index)
 
 
 def _coerce(column: Column, raw: pd.Series) -> tuple[pd.Series, list[tuple[str, pd.Series]]]:
     """The typed column and the (reason, mask) pairs of rows that break its rules."""
     problems: list[tuple[str, pd.Series]] = []
-    present = _present(raw, allow_tokens=column.kind in ("id", "string"))
     missing_code = {"id": "missing_id", "date": "missing_date", "timestamp": "missing_date"}.get(
         column.kind, "missing_value"
     )
     if column.kind in ("id", "string"):
-        typed = to_text(raw)
+        text = _text_array(raw)
         if column.choices is not None:
-            typed = typed.where(typed.isna(), typed.astype("string").str.lower().astype(object))
-            bad = typed.notna() & ~typed.isin(column.choices)
-            problems.append(("invalid_value", bad))
+            text = pc.utf8_lower(text)
+            bad = pc.invert(pc.fill_null(pc.is_in(text, value_set=pa.array(column.choices)), True))
+            problems.append(
+                ("invalid_value", pd.Series(bad.to_numpy(zero_copy_only=False), index=raw.index))
+            )
+        typed = pd.Series(text.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
+        present = pd.Series(pc.is_valid(text).to_numpy(zero_copy_only=False), index=raw.index)
     elif column.kind in ("date", "timestamp"):
-        typed = to_utc_naive(raw.where(present))
+        present = _present(raw, allow_tokens=False)
+        typed = to_utc_naive(raw if bool(present.all()) else raw.where(present))
         problems.append(("unparsable_date", present & typed.isna()))
     else:
-        typed = pd.to_numeric(raw.where(present), errors="coerce").astype(float)
+        present = _present(raw, allow_tokens=False)
+        source = raw if bool(present.all()) else raw.where(present)
+        typed = pd.to_numeric(source, errors="coerce").astype(float)
         problems.append(("not_a_number", present & typed.isna()))
         if column.kind == "integer":
             problems.append(("not_an_integer", typed.notna() & (typed != np.round(typed))))
@@ -207,7 +244,7 @@ def _validate_table(
         report = TableReport(spec.name, origin, n, 0, n, {reason: n}, note)
         return None, quarantined, report
 
-    typed = raw.copy()
+    typed = raw.copy(deep=False)  # columns are replaced, never changed in place
     problems: list[tuple[str, pd.Series]] = []
     for column in spec.columns:
         if column.name not in raw.columns:
@@ -242,7 +279,13 @@ def _validate_table(
         bad_so_far |= mask.to_numpy(dtype=bool)
 
     if spec.references_customers and customer_ids is not None:
-        unknown = typed["customer_id"].notna() & ~typed["customer_id"].isin(customer_ids)
+        known = pc.is_in(
+            pa.array(typed["customer_id"].to_numpy(dtype=object), type=pa.string()),
+            value_set=pa.array(customer_ids.to_numpy(dtype=object), type=pa.string()),
+        )
+        unknown = typed["customer_id"].notna() & ~pd.Series(
+            known.to_numpy(zero_copy_only=False), index=typed.index
+        )
         problems.append(("unknown_customer:customer_id", unknown))
         bad_so_far |= unknown.to_numpy(dtype=bool)
 
@@ -261,7 +304,7 @@ def _validate_table(
         if count:
             reasons[label] = reasons.get(label, 0) + count
 
-    good = typed.loc[~bad_so_far].reset_index(drop=True)
+    good = typed.loc[~bad_so_far].reset_index(drop=True) if bad_so_far.any() else typed
     quarantined = raw.loc[bad_so_far].copy()
     quarantined.insert(0, SOURCE_ROW, np.flatnonzero(bad_so_far) + 1)
     quarantined[REASONS] = (

@@ -214,6 +214,152 @@ def evaluate(
         )
 
 
+def _as_of_option(value: str | None, tables) -> pd.Timestamp:  # noqa: F821
+    import pandas as pd
+
+    from training.snapshots import data_window
+
+    if value is None:
+        return data_window(tables)[1]
+    try:
+        return pd.Timestamp(date.fromisoformat(value))
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
+
+
+def _champion(settings: Settings):
+    from serving.state import NotReadyError, load_champion
+
+    try:
+        return load_champion(settings)
+    except NotReadyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="As-of date (YYYY-MM-DD); default: the latest data.")
+]
+
+
+@app.command()
+def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> None:
+    """Build every active customer's features as of a date into the service's feature store."""
+    from features.build import FeaturePlan
+    from features.loading import load_tables
+    from features.store import materialize_features
+    from features.validation import validate_tables
+
+    settings = _settings(ctx)
+    with out.steps(3, "materialize") as step:
+        step("loading the champion model")
+        champion = _champion(settings)
+        step("loading and validating tables")
+        tables = validate_tables(load_tables(data))
+        when = _as_of_option(as_of, tables)
+        step(f"building features as of {when.date()}")
+        info = materialize_features(
+            tables,
+            FeaturePlan.from_dict(champion.bundle.plan),
+            settings.home_path,
+            when,
+            champion.card.version,
+        )
+    out.console.print(
+        f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
+        f"{champion.card.name} v{champion.card.version}; a running service picks it up by itself"
+    )
+    out.wrote("feature store (now current)", info.path)
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    data: DataArg,
+    out_file: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    as_of: AsOfOption = None,
+    explain: Annotated[bool, typer.Option(help="Include SHAP drivers.")] = True,
+    top_k: Annotated[int, typer.Option(min=1, max=50, help="Drivers per target.")] = 5,
+) -> None:
+    """Score every customer active at a date with the champion, drivers included."""
+    from features.loading import load_tables
+    from features.validation import validate_tables
+    from serving.batch import score_customers
+
+    settings = _settings(ctx)
+    if out_file.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"--out must end in .parquet or .csv, not {out_file.name!r}")
+    champion = _champion(settings)
+    tables = validate_tables(load_tables(data))
+    when = _as_of_option(as_of, tables)
+    with out.steps(1, "score") as step:
+        step(f"scoring customers active on {when.date()}")
+        result = score_customers(
+            tables,
+            champion.bundle,
+            champion.card,
+            when,
+            out_file,
+            explain,
+            top_k,
+            settings.serving.risk_tiers,
+        )
+    out.console.print(
+        f"{result.rows:,} customers scored with {champion.card.name} "
+        f"v{champion.card.version} (features as of {result.features_as_of})"
+    )
+    out.wrote("predictions", out_file.resolve())
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: serving.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+) -> None:
+    """Start the prediction service (BentoML) after checking it has what it needs."""
+    import os
+    import subprocess
+
+    from serving.http import KeyRing
+    from serving.state import NotReadyError, champion_version, load_store
+
+    settings = _settings(ctx)
+    problems = []
+    if not KeyRing("NPSRISK_API_KEYS", "NPSRISK_API_KEYS_FILE"):
+        problems.append(
+            "no API key: set NPSRISK_API_KEYS (comma-separated) or "
+            "NPSRISK_API_KEYS_FILE (one key per line)"
+        )
+    try:
+        version = champion_version(settings)
+        store = load_store(settings)
+    except NotReadyError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("the service cannot start: " + "; ".join(problems))
+    host = host or settings.serving.host
+    port = port or settings.serving.port
+    out.console.print(
+        f"serving {settings.registry.model_name} v{version} with features as of "
+        f"{store.features_as_of} on http://{host}:{port} (OpenAPI: /docs.json)"
+    )
+    env = {**os.environ, "NPSRISK_HOME": str(settings.home_path)}
+    if ctx.obj and ctx.obj.get("config"):
+        env["NPSRISK_CONFIG"] = str(Path(ctx.obj["config"]).resolve())
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:NpsRiskService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
 @app.command("config")
 def show_config(ctx: typer.Context) -> None:
     """Print the effective settings (YAML file plus NPSRISK_* environment overrides)."""

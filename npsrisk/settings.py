@@ -55,7 +55,9 @@ class FeatureSettings(_Section):
     trend_recent_days: int = Field(30, description="Recent period of a usage trend.")
     trend_prior_days: int = Field(60, description="Prior period a usage trend compares against.")
     usage_lookback_days: int = Field(
-        180, description="Longest look-back for usage; days since last activity is capped here."
+        180,
+        description="Look-back for days since last usage or chat (null beyond it); widened to "
+        "the longest window if that is longer.",
     )
     drop_threshold: float = Field(
         0.5, description="A usage drop flag is set when recent usage fell by at least this share."
@@ -141,6 +143,41 @@ class RegistrySettings(_Section):
     )
 
 
+class RiskTierSettings(_Section):
+    """Churn probability (or, without a churn model, detractor probability) for each tier."""
+
+    churn_high: float = Field(0.30, gt=0, lt=1, description="Churn probability for 'high'.")
+    churn_medium: float = Field(0.12, gt=0, lt=1, description="Churn probability for 'medium'.")
+    detractor_high: float = Field(0.60, gt=0, lt=1, description="Detractor probability for 'high'.")
+    detractor_medium: float = Field(
+        0.35, gt=0, lt=1, description="Detractor probability for 'medium'."
+    )
+
+
+class ServingSettings(_Section):
+    """The prediction service and batch scoring. API keys are not settings: they come from
+    NPSRISK_API_KEYS / NPSRISK_API_KEYS_FILE (and NPSRISK_ADMIN_KEYS[_FILE])."""
+
+    host: str = Field("127.0.0.1", description="Address `npsrisk serve` binds.")
+    port: int = Field(3000, gt=0, lt=65536, description="Port `npsrisk serve` binds.")
+    workers: int = Field(1, gt=0, description="Service worker processes.")
+    threads: int = Field(4, gt=0, description="Request threads per worker.")
+    max_ids_per_request: int = Field(1000, gt=0, description="Most customer ids in one request.")
+    max_records_per_request: int = Field(
+        1000, gt=0, description="Most inline records in one request."
+    )
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body accepted.")
+    max_top_k: int = Field(50, gt=0, description="Largest top_k a request may ask for.")
+    store_poll_seconds: float = Field(
+        5.0, ge=0, description="How often the service looks for a newer feature store (0: never)."
+    )
+    champion_poll_seconds: float = Field(
+        0.0, ge=0, description="How often the service checks the champion alias (0: only /reload)."
+    )
+    inference_log: bool = Field(True, description="Record every prediction for monitoring.")
+    risk_tiers: RiskTierSettings = Field(default_factory=RiskTierSettings)
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from YAML with ``NPSRISK_*`` environment overrides."""
 
@@ -158,6 +195,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -182,6 +220,10 @@ class Settings(BaseSettings):
     @property
     def reports_path(self) -> Path:
         return self.home_path / "reports"
+
+    @property
+    def inference_log_path(self) -> Path:
+        return self.home_path / "inference_log"
 
     @property
     def mlflow_db_path(self) -> Path:

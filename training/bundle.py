@@ -56,18 +56,40 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     def features(self) -> list[str]:
         return list(self.encoder.features)
 
-    def score(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """All outputs for an encoded matrix; heads that were not trained give NaN."""
+    def score(
+        self, X: np.ndarray, explain: bool = False, threads: int | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """All outputs for an encoded matrix, and (with ``explain``) SHAP contributions.
+
+        With ``explain`` one ``pred_contrib`` pass per head yields both: a row of
+        contributions sums to the raw prediction. Heads that were not trained give NaN.
+        ``threads=1`` avoids OpenMP start-up cost on a single row.
+        """
+        kw = {} if threads is None else {"num_threads": threads}
         n = len(X)
         out = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c != "nps_category"}
+        contributions: dict[str, np.ndarray] = {}
+        if n == 0:  # LightGBM cannot predict on zero rows
+            width = len(self.features) + 1
+            return out, {head: np.empty((0, width)) for head in self.heads} if explain else {}
         if self.churn is not None:
-            out["churn_probability"] = self.churn.predict_proba(X)
+            if explain:
+                contributions["churn"] = self.churn.contributions(X, **kw)
+                out["churn_probability"] = self.churn.calibrator_(
+                    contributions["churn"].sum(axis=1)
+                )
+            else:
+                out["churn_probability"] = self.churn.predict_proba(X, **kw)
         if self.nps is not None:
-            out["predicted_nps"] = self.nps.predict_score(X)
-            probs = self.nps.predict_categories(X)
+            if explain:
+                contributions["nps"] = self.nps.contributions(X, **kw)
+                out["predicted_nps"] = np.clip(contributions["nps"].sum(axis=1), 0.0, 10.0)
+            else:
+                out["predicted_nps"] = self.nps.predict_score(X, **kw)
+            probs = self.nps.predict_categories(X, **kw)
             for k, name in enumerate(NPS_CATEGORIES):
                 out[f"p_{name}"] = probs[:, k]
-        return out
+        return out, contributions
 
     def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
         """SHAP contributions (last column: base value) of churn log-odds or NPS points."""
@@ -77,7 +99,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         return head.contributions(X)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        scored = self.score(self.encoder.transform(frame))
+        scored, _ = self.score(self.encoder.transform(frame))
         out = pd.DataFrame(scored, index=frame.index)
         probs = out[[f"p_{c}" for c in NPS_CATEGORIES]].to_numpy()
         has = ~np.isnan(probs).any(axis=1)

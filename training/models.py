@@ -46,11 +46,13 @@ class FeatureEncoder:
         return self
 
     def _code(self, column: str, values: pd.Series) -> np.ndarray:
-        codes = self.codes_[column]
-        fallback = codes.get(OTHER, np.nan)
-        text = values.astype(object)
-        mapped = text.map(lambda v: np.nan if v is None or v != v else codes.get(str(v), fallback))
-        return mapped.to_numpy(dtype=float)
+        levels = [v for v in self.categories_[column] if v != OTHER]
+        missing = values.isna().to_numpy()
+        text = values.astype(object).where(~missing, None).astype(str)
+        codes = pd.Categorical(text, categories=levels).codes.astype(float)
+        codes[codes < 0] = self.codes_[column].get(OTHER, np.nan)  # unseen or rare level
+        codes[missing] = np.nan
+        return codes
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.full((len(frame), len(self.features)), np.nan)
@@ -181,12 +183,15 @@ class ChurnModel:
         self.calibrator_ = Calibrator().fit(self.booster_.predict(X_cal, raw_score=True), y_cal)
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.calibrator_(self.booster_.predict(X, raw_score=True))
+    def predict_proba(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.calibrator_(self.booster_.predict(X, raw_score=True, **predict_kw))
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values in log-odds, last column the base value (LightGBM pred_contrib)."""
-        return self.booster_.predict(X, pred_contrib=True)
+    def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        """SHAP values in log-odds, last column the base value (LightGBM pred_contrib).
+
+        Each row sums to the raw margin, so ``calibrator_(row.sum())`` is the probability.
+        """
+        return self.booster_.predict(X, pred_contrib=True, **predict_kw)
 
 
 class NpsModel:
@@ -238,15 +243,15 @@ class NpsModel:
         )
         return self
 
-    def predict_score(self, X: np.ndarray) -> np.ndarray:
-        return np.clip(self.regressor_.predict(X), 0.0, 10.0)
+    def predict_score(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return np.clip(self.regressor_.predict(X, **predict_kw), 0.0, 10.0)
 
-    def predict_categories(self, X: np.ndarray) -> np.ndarray:
-        return self.classifier_.predict(X)
+    def predict_categories(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.classifier_.predict(X, **predict_kw)
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values in score points, last column the base value."""
-        return self.regressor_.predict(X, pred_contrib=True)
+    def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        """SHAP values in score points, last column the base value; rows sum to the score."""
+        return self.regressor_.predict(X, pred_contrib=True, **predict_kw)
 
 
 def category_codes(score: np.ndarray) -> np.ndarray:

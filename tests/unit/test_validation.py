@@ -171,6 +171,14 @@ def test_timestamps_are_utc_whatever_the_zone_and_order():
     assert parsed[6] == pd.Timestamp("2024-03-01 15:00")
 
 
+def test_timestamps_keep_their_index_labels():
+    values = pd.Series(["2025-01-02T10:00:00Z", "2025-01-02 10:02:00"], index=[0, 2])
+    assert to_utc_naive(values).tolist() == [
+        pd.Timestamp("2025-01-02 10:00"),
+        pd.Timestamp("2025-01-02 10:02"),
+    ]
+
+
 def test_null_spellings_are_missing_not_broken(validate_frames):
     tickets = pd.DataFrame([{**GOOD_TICKET, "csat": "NaN", "resolved_at": "null"}])
     tables = validate_frames({"customers": customers(), "tickets": tickets})

@@ -1,0 +1,184 @@
+"""The materialized feature store: one DuckDB file per refresh, swapped atomically.
+
+``materialize_features`` writes every active customer's features as of a date into a new
+DuckDB file and then repoints ``CURRENT`` at it with an atomic rename, so a running service
+never sees a half-written store. ``FeatureStore.open`` reads the current file into memory
+with a hash index on customer_id: a point lookup is a dict access, never a scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.build import FeaturePlan, build_features
+from features.validation import ValidatedTables
+
+POINTER = "CURRENT"
+KEEP_STORES = 3
+
+
+class StoreMissingError(Exception):
+    """No materialized store yet; the message says which command creates one."""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    path: Path
+    features_as_of: pd.Timestamp
+    rows: int
+    created_at: str
+    model_version: str | None
+
+
+def store_dir(home: Path) -> Path:
+    return Path(home) / "feature_store"
+
+
+def current_store_path(home: Path) -> Path | None:
+    pointer = store_dir(home) / POINTER
+    if not pointer.is_file():
+        return None
+    path = store_dir(home) / pointer.read_text().strip()
+    return path if path.is_file() else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new pointer
+
+
+def write_store(
+    features: pd.DataFrame,
+    plan: FeaturePlan,
+    home: Path,
+    features_as_of: pd.Timestamp,
+    model_version: str | None = None,
+) -> StoreInfo:
+    """Write a new store file, then atomically make it the current one."""
+    folder = store_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(UTC)
+    name = f"features-{features_as_of:%Y%m%d}-{created:%Y%m%dT%H%M%S%fZ}.duckdb"
+    tmp = folder / f".{name}.tmp"
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        frame = features.drop(columns=["as_of"]).reset_index(drop=True)
+        con.register("frame_view", frame)
+        con.execute("CREATE TABLE features AS SELECT * FROM frame_view ORDER BY customer_id")
+        con.unregister("frame_view")
+        meta = {
+            "features_as_of": str(features_as_of.date()),
+            "created_at": created.isoformat(timespec="seconds"),
+            "rows": len(frame),
+            "model_version": model_version,
+            "plan": plan.to_dict(),
+        }
+        con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")
+        con.executemany(
+            "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()]
+        )
+    finally:
+        con.close()
+    final = folder / name
+    os.replace(tmp, final)
+    _atomic_write(folder / POINTER, name)
+    _prune(folder, keep=name)
+    return StoreInfo(final, features_as_of, len(features), meta["created_at"], model_version)
+
+
+def _prune(folder: Path, keep: str) -> None:
+    """Keep the newest few stores; a running service holds its own copy in memory."""
+    stores = sorted(folder.glob("features-*.duckdb"), key=lambda p: p.stat().st_mtime)
+    for old in stores[:-KEEP_STORES]:
+        if old.name != keep:
+            old.unlink(missing_ok=True)
+
+
+def materialize_features(
+    tables: ValidatedTables,
+    plan: FeaturePlan,
+    home: Path,
+    as_of: pd.Timestamp,
+    model_version: str | None = None,
+) -> StoreInfo:
+    """Build every active customer's features as of ``as_of`` and publish them."""
+    from training.snapshots import active_customers  # training owns who is active when
+
+    as_of = pd.Timestamp(as_of).normalize()
+    pairs = pd.DataFrame({"customer_id": active_customers(tables, as_of), "as_of": as_of})
+    features = build_features(tables, pairs, plan)
+    return write_store(features, plan, home, as_of, model_version)
+
+
+class FeatureStore:
+    """A read-only, in-memory copy of one store file with a hash index on customer_id."""
+
+    def __init__(self, path: Path, frame: pd.DataFrame, meta: dict):
+        self.path = path
+        self.frame = frame
+        self.meta = meta
+        self.features_as_of = str(meta["features_as_of"])
+        self.plan = FeaturePlan.from_dict(meta["plan"])
+        self.index: dict[str, int] = {cid: i for i, cid in enumerate(frame["customer_id"])}
+        # Column arrays for fast single-row access (no pandas on the request path).
+        self.columns = {c: frame[c].to_numpy() for c in frame.columns}
+
+    @classmethod
+    def open(cls, home: Path) -> FeatureStore:
+        path = current_store_path(home)
+        if path is None:
+            raise StoreMissingError(
+                f"No materialized feature store under {store_dir(home)}. "
+                "Run `npsrisk materialize DATA` first."
+            )
+        return cls.read(path)
+
+    @classmethod
+    def read(cls, path: Path) -> FeatureStore:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            frame = con.execute("SELECT * FROM features").df()
+            meta = {
+                k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()
+            }
+        finally:
+            con.close()
+        return cls(path, frame, meta)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def locate(self, customer_ids: list[str]) -> tuple[list[int], list[str], list[str]]:
+        """Rows and ids of known customers (request order, deduplicated), and unknown ids."""
+        rows, known, unknown, seen = [], [], [], set()
+        for cid in customer_ids:
+            if cid in seen:
+                continue
+            seen.add(cid)
+            row = self.index.get(cid)
+            if row is None:
+                unknown.append(cid)
+            else:
+                rows.append(row)
+                known.append(cid)
+        return rows, known, unknown
+
+    def value(self, row: int, column: str):
+        """One raw feature value (None when missing or when the store lacks the column)."""
+        values = self.columns.get(column)
+        if values is None:
+            return None
+        value = values[row]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return value.item() if hasattr(value, "item") else value

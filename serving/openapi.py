@@ -1,0 +1,145 @@
+"""The published OpenAPI document: BentoML's, made valid (3.1) and true to the real API.
+
+BentoML 1.4.39 emits a 3.0.2 document that does not validate (a non-standard ``root_input``
+key, 3.1-style null types) and documents error bodies it does not send. This rewrites it:
+OpenAPI 3.1, the API-key security schemes, and the ``{"error", "detail"}`` body on every
+error a route can return.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from serving.http import PUBLIC_PATHS, send_json_error
+from serving.schemas import (
+    ErrorResponse,
+    PredictFeaturesRequest,
+    PredictRequest,
+    PredictResponse,
+    ReloadResponse,
+)
+
+logger = logging.getLogger(__name__)
+REF = "#/components/schemas/{model}"
+
+ERRORS = {
+    "400": "Bad input: malformed JSON, wrong types, out-of-range values, too many ids.",
+    "401": "Missing or invalid API key.",
+    "413": "Request body larger than serving.max_body_bytes.",
+    "500": "Unexpected server error (never a stack trace).",
+    "503": "Not ready: no champion model or no materialized feature store yet.",
+}
+
+
+def _strip(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip(v) for k, v in node.items() if k != "root_input"}
+    if isinstance(node, list):
+        return [_strip(v) for v in node]
+    return node
+
+
+# Each route's request and response models; their pydantic schemas replace BentoML's
+# (which drops nullability, e.g. features_as_of becomes a plain string).
+ROUTES: dict[str, tuple[type[BaseModel] | None, type[BaseModel]]] = {
+    "/predict": (PredictRequest, PredictResponse),
+    "/predict_features": (PredictFeaturesRequest, PredictResponse),
+    "/reload": (None, ReloadResponse),
+}
+
+
+def _model_schemas() -> dict[str, Any]:
+    models = {m for pair in ROUTES.values() for m in pair if m is not None} | {ErrorResponse}
+    _, top = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template=REF,
+    )
+    return top["$defs"]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def publishable_spec(raw: dict[str, Any], version: str) -> dict[str, Any]:
+    spec = _strip(raw)
+    spec["openapi"] = "3.1.0"
+    spec.pop("servers", None)
+    spec["info"] = {
+        "title": "npsrisk prediction service",
+        "version": version,
+        "description": "Next-NPS and churn-risk predictions with SHAP drivers for CRMs. "
+        "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+    }
+    spec["components"] = {
+        "schemas": _model_schemas(),
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+    }
+    paths = {p: item for p, item in spec.get("paths", {}).items() if p in PUBLIC_PATHS}
+    for path, (request, response) in ROUTES.items():
+        operation = dict(spec.get("paths", {}).get(path, {}).get("post", {}))
+        operation.pop("requestBody", None)
+        if request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(request)}},
+            }
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        operation["responses"] = {
+            "200": {
+                "description": "Successful response",
+                "content": {"application/json": {"schema": _ref(response)}},
+            },
+            **{
+                code: {
+                    "description": description,
+                    "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+                }
+                for code, description in ERRORS.items()
+            },
+        }
+        paths[path] = {"post": operation}
+    spec["paths"] = paths
+    return spec
+
+
+class OpenApiMiddleware:
+    """Answers ``GET /docs.json`` with the publishable document."""
+
+    def __init__(self, app, spec: Callable[[], dict[str, Any]]):
+        self.app = app
+        self.spec = spec
+        self._body: bytes | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/docs.json":
+            return await self.app(scope, receive, send)
+        if self._body is None:
+            try:
+                self._body = json.dumps(self.spec()).encode()
+            except Exception:
+                logger.exception("could not build the OpenAPI document")
+                return await send_json_error(
+                    send, 500, "internal_error", "the OpenAPI document could not be built"
+                )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self._body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self._body})
+        return None

@@ -1,0 +1,124 @@
+"""Request and response schemas of the CRM-facing API (../shared/API_CONTRACT.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+FeatureValue = float | str | bool | None
+
+
+class PredictRequest(BaseModel):
+    """Score customers from their latest materialized features."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[CustomerId] = Field(
+        min_length=1,
+        description="Customers to score; at most serving.max_ids_per_request (default 1000). "
+        "Duplicates are scored once.",
+        examples=[["C-000123", "C-000456"]],
+    )
+    explain: bool = Field(True, description="Return SHAP drivers with each prediction.")
+    top_k: int = Field(5, ge=1, description="Drivers per target (at most serving.max_top_k).")
+
+
+class PredictFeaturesRequest(BaseModel):
+    """Score records supplied by the caller (what-if analysis, CRMs holding their own data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, FeatureValue]] = Field(
+        min_length=1,
+        description="Feature records named as in the model signature; missing features are "
+        "allowed. An optional 'customer_id' key is echoed back. At most "
+        "serving.max_records_per_request (default 1000).",
+        examples=[[{"customer_id": "what-if-1", "plan_tier": "pro", "tickets_open": 4}]],
+    )
+    explain: bool = Field(True, description="Return SHAP drivers with each prediction.")
+    top_k: int = Field(5, ge=1, description="Drivers per target (at most serving.max_top_k).")
+
+
+class Driver(BaseModel):
+    """One SHAP contribution, with the feature value in words."""
+
+    feature: str = Field(description="Feature name as in the model signature.")
+    value: FeatureValue = Field(description="The customer's value of the feature (null: missing).")
+    contribution: float = Field(
+        description="SHAP value in the target's units: log-odds of churn, or NPS points."
+    )
+    target: Literal["churn", "nps"] = Field(description="Which prediction this driver explains.")
+    description: str = Field(description="The value in plain words a person can act on.")
+
+
+class CategoryProbabilities(BaseModel):
+    """Probabilities of the three NPS categories (they sum to 1)."""
+
+    detractor: float = Field(description="P(next score 0-6).")
+    passive: float = Field(description="P(next score 7-8).")
+    promoter: float = Field(description="P(next score 9-10).")
+
+
+class Prediction(BaseModel):
+    """One customer's prediction. Fields a model cannot predict are null."""
+
+    customer_id: str | None = Field(description="The customer (or the record's customer_id).")
+    churn_probability: float | None = Field(
+        description="Calibrated probability of churning within the horizon (null without a "
+        "churn model)."
+    )
+    predicted_nps: float | None = Field(description="Expected next NPS score, 0-10.")
+    nps_category: Literal["detractor", "passive", "promoter"] | None = Field(
+        description="Most likely NPS category."
+    )
+    category_probabilities: CategoryProbabilities | None = Field(
+        description="Probabilities of the three NPS categories."
+    )
+    risk_tier: Literal["low", "medium", "high"] | None = Field(
+        description="From the churn probability (or, without a churn model, the detractor "
+        "probability) and the serving.risk_tiers thresholds."
+    )
+    drivers: list[Driver] | None = Field(
+        None,
+        description="Top drivers of each target (churn first, then NPS), each group by "
+        "decreasing |contribution|. Omitted with explain=false.",
+    )
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="Registered model name.")
+    version: str = Field(description="Registered model version.")
+    trained_at: str | None = Field(description="When the version was trained (UTC, ISO-8601).")
+    predicts: list[Literal["churn", "nps"]] = Field(description="Targets this version predicts.")
+    note: str | None = Field(
+        None, description="Why some fields are null, when the version lacks a target."
+    )
+
+
+class PredictResponse(BaseModel):
+    model: ModelInfo = Field(description="The model version that produced the predictions.")
+    features_as_of: str | None = Field(
+        description="As-of date of the materialized features used (null for inline records)."
+    )
+    predictions: list[Prediction] = Field(
+        description="One per known customer (or record), in request order."
+    )
+    unknown_customer_ids: list[str] = Field(
+        description="Requested ids with no materialized features; never an error."
+    )
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool = Field(description="Whether the model or feature store changed.")
+    model: ModelInfo = Field(description="The model version now serving.")
+    features_as_of: str | None = Field(description="As-of date of the features now serving.")
+    detail: str = Field(description="What was loaded, or why nothing changed.")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx response body."""
+
+    error: str = Field(description="Machine-readable code, e.g. validation_error.")
+    detail: str = Field(description="What to fix.")

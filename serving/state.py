@@ -1,0 +1,166 @@
+"""What the service scores with: the champion model and the feature store, swapped as one."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.store import FeatureStore, StoreMissingError
+from npsrisk.settings import Settings
+from serving.predictions import ModelCard, predict_rows
+from training.bundle import NpsRiskModel
+
+logger = logging.getLogger(__name__)
+
+
+class NotReadyError(Exception):
+    """The service cannot score yet; the message says what to run or set."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    bundle: NpsRiskModel
+    card: ModelCard
+
+
+def champion_version(settings: Settings) -> str:
+    """The version the champion alias points at now (cheap: one registry call)."""
+    if settings.registry.tracking_uri is None and not settings.mlflow_db_path.exists():
+        raise NotReadyError(
+            f"No MLflow store at {settings.mlflow_db_path}: run `npsrisk train DATA` first "
+            "(or set NPSRISK_HOME / registry.tracking_uri to where your models are)."
+        )
+    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    name, alias = settings.registry.model_name, settings.registry.champion_alias
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        raise NotReadyError(
+            f"Model '{name}' has no '{alias}' version in {settings.registry_uri}: run "
+            "`npsrisk train DATA` (a version becomes champion when it passes the gate)."
+        ) from None
+
+
+def load_champion(settings: Settings, version: str | None = None) -> Champion:
+    version = version or champion_version(settings)
+    name = settings.registry.model_name
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    bundle = model.unwrap_python_model()
+    return Champion(bundle, ModelCard.of(name, version, bundle))
+
+
+def load_store(settings: Settings) -> FeatureStore:
+    try:
+        return FeatureStore.open(settings.home_path)
+    except StoreMissingError as exc:
+        raise NotReadyError(str(exc)) from None
+
+
+@dataclass
+class ServingState:
+    """An immutable pairing of one model version and one store, with the store pre-encoded.
+
+    Requests take one reference to the current state, so a swap never mixes versions.
+    """
+
+    champion: Champion
+    store: FeatureStore
+    X: np.ndarray = field(repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, champion: Champion, store: FeatureStore) -> ServingState:
+        bundle = champion.bundle
+        missing = [f for f in bundle.features if f not in store.columns]
+        warnings = []
+        if missing:
+            warnings.append(
+                f"the feature store lacks {len(missing)} of the model's features "
+                f"({', '.join(missing[:5])}...): they score as missing; "
+                "re-run `npsrisk materialize`"
+            )
+            logger.warning(warnings[-1])
+        return cls(champion, store, bundle.encoder.transform(store.frame), warnings)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.champion.card.to_dict()
+
+    def predict_ids(self, customer_ids: list[str], explain: bool, top_k: int, tiers):
+        rows, known, unknown = self.store.locate(customer_ids)
+        bundle = self.champion.bundle
+        store = self.store
+        predictions, _ = predict_rows(
+            bundle,
+            self.X[rows],
+            known,
+            lambda r, f: store.value(rows[r], f),
+            explain,
+            top_k,
+            tiers,
+            threads=1 if len(rows) < 64 else None,
+        )
+
+        def log_records() -> list[dict]:
+            values = [{f: store.value(row, f) for f in bundle.features} for row in rows]
+            return _log_records(
+                "/predict", self.card, store.features_as_of, known, values, predictions
+            )
+
+        return predictions, unknown, log_records
+
+
+def predict_records(champion: Champion, records: list[dict], explain: bool, top_k: int, tiers):
+    """Score caller-supplied feature records (no store involved)."""
+    bundle = champion.bundle
+    X = bundle.encoder.transform_records(records)
+    ids = [None if r.get("customer_id") is None else str(r["customer_id"]) for r in records]
+    predictions, _ = predict_rows(
+        bundle,
+        X,
+        ids,
+        lambda r, f: records[r].get(f),
+        explain,
+        top_k,
+        tiers,
+        threads=1 if len(records) < 64 else None,
+    )
+
+    def log_records() -> list[dict]:
+        values = [{f: r.get(f) for f in bundle.features if f in r} for r in records]
+        return _log_records(
+            "/predict_features", champion.card.to_dict(), None, ids, values, predictions
+        )
+
+    return predictions, log_records
+
+
+def _log_records(
+    endpoint: str, card: dict, as_of: str | None, ids, values, predictions
+) -> list[dict]:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    request_id = uuid.uuid4().hex
+    return [
+        {
+            "logged_at": now,
+            "request_id": request_id,
+            "endpoint": endpoint,
+            "model_name": card["name"],
+            "model_version": card["version"],
+            "features_as_of": as_of,
+            "customer_id": cid,
+            "features": feats,
+            "outputs": {k: v for k, v in pred.items() if k not in ("customer_id", "drivers")},
+        }
+        for cid, feats, pred in zip(ids, values, predictions, strict=True)
+    ]

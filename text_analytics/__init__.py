@@ -1,0 +1,1 @@
+"""Customer text turned into structured signals: satisfaction scores, themes and reports."""

@@ -1,0 +1,163 @@
+"""Message-level signals: customer-written texts taken from the contract tables, scored, themed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from features.privacy import mask_personal_data
+from features.validation import to_utc_naive
+from text_analytics.sentiment import SatisfactionModel
+from text_analytics.themes import Taxonomy, code_themes, load_taxonomy
+from text_analytics.tokens import map_unique, to_text_list
+
+THEME_PREFIX = "theme_"
+NEGATIVE_THRESHOLD = 0.5
+KEY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # chat keys: conversation_id@sent_at, as in text_truth
+TEXT_COLUMNS = ["customer_id", "timestamp", "source", "key", "text"]
+
+
+def find_theme_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``theme_<id>`` columns of a scored frame, in order."""
+    return [c for c in frame.columns if str(c).startswith(THEME_PREFIX)]
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC (the contract's rule), keeping the series' index."""
+    series = pd.Series(values)
+    # to_utc_naive loses mixed zoned/naive values on a gappy index (pandas 2.3): parse 0..n-1.
+    parsed = to_utc_naive(series.reset_index(drop=True))
+    return pd.Series(parsed.to_numpy(), index=series.index, name=series.name)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return pd.Series(to_text_list(series), index=series.index, dtype=object).str.strip()
+
+
+def _texts_of_chats(chats: pd.DataFrame) -> pd.DataFrame:
+    if "author" in chats.columns:
+        author = chats["author"].astype("string").str.strip().str.lower()
+        chats = chats[(author == "customer").fillna(False).to_numpy()]
+    sent = parse_timestamps(chats["sent_at"])
+    conversation = (
+        _text(chats["conversation_id"])
+        if "conversation_id" in chats
+        else _text(chats["customer_id"])
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": _text(chats["customer_id"]),
+            "timestamp": sent,
+            "source": "chats",
+            "key": conversation + "@" + sent.dt.strftime(KEY_TIME_FORMAT).fillna(""),
+            "text": _text(chats["text"]),
+        }
+    )
+
+
+def _texts_of_tickets(tickets: pd.DataFrame) -> pd.DataFrame:
+    empty = pd.Series("", index=tickets.index, dtype=object)
+    subject = _text(tickets["subject"]) if "subject" in tickets else empty
+    body = _text(tickets["body"]) if "body" in tickets else empty
+    # Exports often repeat the subject as the body's first line; say it once.
+    repeated = pd.Series(
+        [bool(s) and b.startswith(s) for s, b in zip(subject, body, strict=True)],
+        index=tickets.index,
+    )
+    joined = np.where(
+        repeated | (subject == ""),
+        body,
+        np.where(body == "", subject, subject + ". " + body),
+    )
+    key = _text(tickets["ticket_id"]) if "ticket_id" in tickets else empty
+    return pd.DataFrame(
+        {
+            "customer_id": _text(tickets["customer_id"]),
+            "timestamp": parse_timestamps(tickets["created_at"]),
+            "source": "tickets",
+            "key": key,
+            "text": joined,
+        }
+    )
+
+
+def _texts_of_nps(nps: pd.DataFrame) -> pd.DataFrame:
+    responded = parse_timestamps(nps["responded_at"])
+    if "response_id" in nps:
+        key = _text(nps["response_id"])
+    else:
+        key = _text(nps["customer_id"]) + "@" + responded.dt.strftime(KEY_TIME_FORMAT).fillna("")
+    return pd.DataFrame(
+        {
+            "customer_id": _text(nps["customer_id"]),
+            "timestamp": responded,
+            "source": "nps_responses",
+            "key": key,
+            "text": _text(nps["comment"]),
+        }
+    )
+
+
+def extract_customer_texts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every customer-written text in the contract tables, as one long frame.
+
+    Columns customer_id, timestamp, source (chats / tickets / nps_responses), key (the id the
+    demo's ``text_truth`` uses: ticket_id, ``conversation_id@sent_at``, response_id) and text:
+    customer chat messages (author == 'customer'), ticket subject + body, NPS comments. Empty
+    texts are left out; absent tables or text columns are skipped. The text is as written,
+    personal data included, for a model to read: ``score_messages`` masks it in its output.
+    """
+    parts = []
+    if "chats" in tables and {"sent_at", "text"} <= set(tables["chats"].columns):
+        parts.append(_texts_of_chats(tables["chats"]))
+    tickets = tables.get("tickets")
+    if tickets is not None and {"subject", "body"} & set(tickets.columns):
+        parts.append(_texts_of_tickets(tickets))
+    nps = tables.get("nps_responses")
+    if nps is not None and "comment" in nps.columns:
+        parts.append(_texts_of_nps(nps))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in TEXT_COLUMNS})
+    texts = pd.concat(parts, ignore_index=True)
+    texts = texts[texts["text"] != ""]
+    return texts.sort_values(["timestamp", "source", "key"], kind="stable").reset_index(drop=True)
+
+
+def mask_texts(texts: pd.Series) -> pd.Series:
+    """E-mail addresses and phone numbers replaced by placeholders, each distinct text once."""
+    masked = map_unique(to_text_list(texts), lambda unique: [mask_personal_data(t) for t in unique])
+    return pd.Series(masked, index=texts.index, dtype=object)
+
+
+def score_messages(
+    frame: pd.DataFrame,
+    text_column: str,
+    model: SatisfactionModel,
+    taxonomy: Taxonomy | None = None,
+    threshold: float = NEGATIVE_THRESHOLD,
+    mask: bool = True,
+) -> pd.DataFrame:
+    """The frame with text signals added, one row per input row.
+
+    ``text_score`` (expected 0-10 score), ``p_negative`` (probability the author is a
+    detractor), ``negative`` (p_negative >= threshold) and a boolean ``theme_<id>`` per theme.
+    Rows without text get NaN scores, negative False and no theme. With ``mask`` (default) the
+    text column comes back with e-mail addresses and phone numbers masked, and only the masked
+    text is scored, so nothing personal travels further.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    out = frame.copy()
+    raw = pd.Series(to_text_list(frame[text_column]), index=frame.index, dtype=object)
+    texts = mask_texts(raw) if mask else raw
+    predicted = model.predict(texts)
+    out["text_score"] = predicted["text_score"].to_numpy()
+    out["p_negative"] = predicted["p_negative"].to_numpy()
+    out["negative"] = (predicted["p_negative"] >= threshold).fillna(False).to_numpy(dtype=bool)
+    coded = code_themes(texts, taxonomy)
+    for theme_id in taxonomy.ids:
+        out[THEME_PREFIX + theme_id] = coded[theme_id].to_numpy()
+    if mask:
+        out[text_column] = texts.where(frame[text_column].notna(), None)
+    return out
