@@ -69,18 +69,24 @@ def _pydantic_errors(errors: list) -> str:
 def normalize_error(status: int, raw: bytes) -> tuple[str, str]:
     """Whatever BentoML, Starlette or FastAPI produced, as (machine code, detail)."""
     code = STATUS_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
-    if status >= 500:
-        # Never echo server internals (messages, stack traces) to a client.
-        return code, "the server could not answer this request; it has been logged"
     try:
         data = json.loads(raw)
     except ValueError:
+        data = None
+    if (
+        isinstance(data, dict)
+        and set(data) == {"error", "detail"}
+        and all(isinstance(v, str) for v in data.values())
+    ):
+        return data["error"], data["detail"]  # already ours (e.g. 503 not_ready)
+    if status >= 500:
+        # Never echo server internals (messages, stack traces) to a client.
+        return code, "the server could not answer this request; it has been logged"
+    if data is None:
         return code, raw.decode("utf-8", "replace").strip() or code
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]
     if isinstance(data, dict):
-        if set(data) == {"error", "detail"} and all(isinstance(v, str) for v in data.values()):
-            return data["error"], data["detail"]
         detail = data.get("detail")
         if isinstance(detail, list):
             if any(isinstance(e, dict) and e.get("type") == "json_invalid" for e in detail):

@@ -6,8 +6,9 @@ import bentoml
 import httpx
 import numpy as np
 import pytest
-from conftest import ADMIN_KEY, API_KEYS, headers
 from openapi_spec_validator import validate as validate_openapi
+
+from conftest import ADMIN_KEY, API_KEYS, headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

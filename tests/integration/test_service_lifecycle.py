@@ -1,0 +1,194 @@
+"""The service's life: not ready without a model, reloads under load without a failed request,
+a store refresh swapped in atomically, and no inference record lost when it stops."""
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from conftest import ADMIN_KEY, ServiceProcess, headers
+from demo.generator import DemoConfig, generate_demo, write_demo
+from features.build import FeaturePlan
+from features.loading import load_tables
+from features.store import FeatureStore, materialize_features
+from features.validation import validate_tables
+from npsrisk.settings import load_settings
+from serving.inference_log import read_inference_log
+from serving.state import load_champion
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_without_a_model_the_service_is_alive_but_not_ready(tmp_path):
+    service = ServiceProcess(tmp_path / "empty-home", tmp_path / "serve.log")
+    try:
+        service.wait_until_up(ready=False)
+        assert httpx.get(service.url + "/healthz").status_code == 200
+        assert httpx.get(service.url + "/readyz").status_code == 503
+        response = httpx.post(
+            service.url + "/predict", json={"customer_ids": ["a"]}, headers=headers()
+        )
+        assert response.status_code == 503
+        body = response.json()
+        assert body["error"] == "not_ready" and "npsrisk train" in body["detail"]
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    """Its own home with two registered versions, so moving the champion harms no one else."""
+    from training.pipeline import train
+
+    root = tmp_path_factory.mktemp("lifecycle")
+    cfg = DemoConfig(customers=600, seed=31)
+    write_demo(generate_demo(cfg), root / "data", cfg)
+    fast = {"lightgbm": {"n_estimators": 150}}
+    settings = load_settings(home=root / "home", training=fast)
+    first = train(root / "data", settings)
+    other = load_settings(home=root / "home", training={**fast, "seed": 7, "max_snapshots": 12})
+    second = train(root / "data", other)
+    tables = validate_tables(load_tables(root / "data"))
+    champion = load_champion(settings)
+    materialize_features(
+        tables,
+        FeaturePlan.from_dict(champion.bundle.plan),
+        settings.home_path,
+        pd.Timestamp("2025-12-31"),
+        champion.card.version,
+    )
+    return settings, tables, first.model_version, second.model_version
+
+
+class Hammer:
+    """Clients sending /predict in a loop, recording every status and model version seen."""
+
+    def __init__(self, url: str, ids: list[str], clients: int = 4):
+        self.url, self.ids = url, ids
+        self.statuses: Counter = Counter()
+        self.versions: Counter = Counter()
+        self.as_of: Counter = Counter()
+        self.predictions = 0
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30, headers=headers()) as client:
+            while not self._stop.is_set():
+                try:
+                    r = client.post(self.url + "/predict", json={"customer_ids": self.ids})
+                except httpx.HTTPError as exc:
+                    self.statuses[type(exc).__name__] += 1
+                    continue
+                self.statuses[r.status_code] += 1
+                if r.status_code == 200:
+                    body = r.json()
+                    self.predictions += len(body["predictions"])
+                    self.versions[body["model"]["version"]] += 1
+                    self.as_of[body["features_as_of"]] += 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def test_champion_reload_and_store_refresh_fail_no_request(small_world, tmp_path):
+    settings, tables, first, second = small_world
+    client = MlflowClient(settings.tracking_uri)
+    name = settings.registry.model_name
+    client.set_registered_model_alias(name, "champion", first)
+    service = ServiceProcess(settings.home_path, tmp_path / "serve.log")
+    try:
+        service.wait_until_up()
+        ids = list(FeatureStore.open(settings.home_path).frame["customer_id"][:3])
+        with Hammer(service.url, ids) as hammer:
+            time.sleep(2)
+            # The champion alias moves (as the promotion gate would move it); /reload swaps.
+            client.set_registered_model_alias(name, "champion", second)
+            reload = httpx.post(service.url + "/reload", headers=headers(ADMIN_KEY), timeout=60)
+            assert reload.status_code == 200 and reload.json()["reloaded"]
+            assert reload.json()["model"]["version"] == second
+            time.sleep(2)
+            # A new materialization is picked up by the store watcher, atomically.
+            champion = load_champion(settings)
+            materialize_features(
+                tables,
+                FeaturePlan.from_dict(champion.bundle.plan),
+                settings.home_path,
+                pd.Timestamp("2025-11-30"),
+                champion.card.version,
+            )
+            deadline = time.time() + 20
+            while time.time() < deadline and hammer.as_of["2025-11-30"] < 20:
+                time.sleep(0.2)
+        assert set(hammer.statuses) == {200}, hammer.statuses
+        assert hammer.versions[first] > 0 and hammer.versions[second] > 0
+        assert hammer.as_of["2025-12-31"] > 0 and hammer.as_of["2025-11-30"] > 0
+        served = hammer.predictions
+        assert served == len(ids) * hammer.statuses[200]
+    finally:
+        assert service.stop() == 0
+    # Every prediction served was logged, none lost when the service stopped.
+    log = read_inference_log(settings.inference_log_path)
+    assert len(log) == served
+    assert set(log["model_version"]) == {first, second}
+
+
+def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
+    from serving.batch import score_customers
+
+    settings, tables, _, _ = small_world
+    champion = load_champion(settings)
+    materialize_features(
+        tables,
+        FeaturePlan.from_dict(champion.bundle.plan),
+        settings.home_path,
+        pd.Timestamp("2025-12-31"),
+        champion.card.version,
+    )
+    out = tmp_path / "scores.parquet"
+    result = score_customers(
+        tables,
+        champion.bundle,
+        champion.card,
+        pd.Timestamp("2025-12-31"),
+        out,
+        True,
+        5,
+        settings.serving.risk_tiers,
+    )
+    batch = pd.read_parquet(out).set_index("customer_id")
+    assert len(batch) == result.rows > 0
+    service = ServiceProcess(settings.home_path, tmp_path / "serve.log")
+    try:
+        service.wait_until_up()
+        ids = list(batch.index[:25])
+        body = httpx.post(
+            service.url + "/predict", json={"customer_ids": ids}, headers=headers(), timeout=30
+        ).json()
+    finally:
+        service.stop()
+    import json
+
+    assert body["features_as_of"] == "2025-12-31"
+    for prediction in body["predictions"]:
+        row = batch.loc[prediction["customer_id"]]
+        assert row["churn_probability"] == pytest.approx(prediction["churn_probability"])
+        assert row["predicted_nps"] == pytest.approx(prediction["predicted_nps"])
+        assert row["nps_category"] == prediction["nps_category"]
+        assert row["risk_tier"] == prediction["risk_tier"]
+        assert row["p_detractor"] == pytest.approx(
+            prediction["category_probabilities"]["detractor"]
+        )
+        assert json.loads(row["drivers"]) == prediction["drivers"]
+        assert row["model_version"] == body["model"]["version"]
