@@ -901,6 +901,14 @@ TRUTH_DIR = "ground_truth"
 CUSTOMER_TRUTH = "customer_truth.parquet"
 
 
+def find_text_truth(data_path: Path) -> Path | None:
+    """The demo generator's per-text themes and sentiment beside a data folder, if any."""
+    data_path = Path(data_path)
+    folder = data_path if data_path.is_dir() else data_path.parent
+    candidate = folder / TRUTH_DIR / "text_truth.parquet"
+    return candidate if candidate.is_file() else None
+
+
 def find_ground_truth(data_path: Path) -> Path | None:
     """The demo generator's customer truth beside a data folder or DuckDB file, if any."""
     data_path = Path(data_path)

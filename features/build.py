@@ -19,6 +19,8 @@ from features.definitions import (
     metric_slug,
     nps_features,
     static_features,
+    text_features,
+    text_windows,
     ticket_features,
     usage_features,
 )
@@ -26,6 +28,7 @@ from features.validation import ValidatedTables
 from npsrisk.settings import DataSettings, FeatureSettings
 
 EVENT_TABLES = ("usage", "tickets", "chats", "nps_responses")
+TEXT_SIGNALS = "text_signals"  # derived table: one scored customer text per row
 Progress = Callable[[str], None]
 
 
@@ -38,6 +41,7 @@ class FeaturePlan:
     metrics: dict[str, list[str]]
     attributes: AttributeSchema
     skipped_metrics: list[str] = field(default_factory=list)
+    text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
 
     # --- names --------------------------------------------------------------------------
     def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
@@ -83,6 +87,19 @@ class FeaturePlan:
                 ],
                 ("chat_days_since_last", False),
             ]
+        if self.text_themes:
+            short, long = text_windows(s)
+            groups["text"] = [
+                *[(f"text_messages_{w}d", True) for w in (short, long)],
+                *[(f"text_negative_share_{w}d", False) for w in (short, long)],
+                ("text_negative_share_trend", False),
+                (f"text_worst_score_{long}d", False),
+                *[
+                    (f"text_negative_{t}_{w}d", True)
+                    for t in self.text_themes
+                    for w in (short, long)
+                ],
+            ]
         if "nps_responses" in self.tables:
             groups["nps_responses"] = [
                 ("nps_last_score", False),
@@ -112,6 +129,7 @@ class FeaturePlan:
             "metrics": self.metrics,
             "attributes": self.attributes.to_dict(),
             "skipped_metrics": self.skipped_metrics,
+            "text_themes": self.text_themes,
         }
 
     @classmethod
@@ -122,6 +140,7 @@ class FeaturePlan:
             metrics={k: list(v) for k, v in data["metrics"].items()},
             attributes=AttributeSchema(**data["attributes"]),
             skipped_metrics=list(data.get("skipped_metrics", [])),
+            text_themes=dict(data.get("text_themes", {})),
         )
 
 
@@ -129,7 +148,10 @@ MAX_METRICS = 40
 
 
 def plan_features(
-    tables: ValidatedTables, features: FeatureSettings, data: DataSettings
+    tables: ValidatedTables,
+    features: FeatureSettings,
+    data: DataSettings,
+    text_themes: dict[str, str] | None = None,
 ) -> tuple[FeaturePlan, list[str]]:
     """Decide the feature set from the data present; return it with notes for the user."""
     notes: list[str] = []
@@ -155,7 +177,18 @@ def plan_features(
     for column, reason in attributes.excluded.items():
         notes.append(f"customers.{column} is not a feature ({reason})")
     plan = FeaturePlan(features, present, dict(sorted(metrics.items())), attributes, skipped)
+    if text_themes:
+        if len(tables.derived.get(TEXT_SIGNALS, ())):
+            plan.text_themes = dict(text_themes)
+        else:
+            notes.append("no customer-written texts (chats, tickets, comments): no text features")
     return plan, notes
+
+
+def attach_text_signals(tables: ValidatedTables, scorer) -> None:
+    """Score every customer-written text with a ``text_analytics.signals.TextScorer``."""
+    tables.derived[TEXT_SIGNALS] = scorer.signals(tables.frames)
+    tables.engine_cache.pop(TEXT_SIGNALS, None)
 
 
 def make_spine(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -219,14 +252,18 @@ def event_table(tables: ValidatedTables, name: str) -> pa.Table:
     """A contract table's feature inputs as Arrow, converted once per tables object."""
     cache = tables.engine_cache
     if name not in cache:
-        frame = tables[name]
-        cache[name] = _arrow(frame[[c for c in INPUT_COLUMNS[name] if c in frame.columns]])
+        frame = tables.derived[name] if name in tables.derived else tables[name]
+        if name in INPUT_COLUMNS:
+            frame = frame[[c for c in INPUT_COLUMNS[name] if c in frame.columns]]
+        cache[name] = _arrow(frame)
     return cache[name]
 
 
 def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
     """The whole feature frame as one Ibis expression (nothing runs yet)."""
-    ctx = FeatureContext(plan.settings, {k: tuple(v) for k, v in plan.metrics.items()})
+    ctx = FeatureContext(
+        plan.settings, {k: tuple(v) for k, v in plan.metrics.items()}, tuple(plan.text_themes)
+    )
     sp = _memtable(spine if "_cutoff" in spine else make_spine(spine))
     attributes = static_attributes(tables["customers"], plan.attributes)
     parts: list[ir.Table] = [static_features(sp, _memtable(attributes), ctx)]
@@ -239,6 +276,13 @@ def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: Featu
     for table in plan.tables:
         if tables.has(table):
             parts.append(builders[table](sp, _memtable(event_table(tables, table)), ctx))
+    if plan.text_themes:
+        if TEXT_SIGNALS not in tables.derived:
+            raise ValueError(
+                "this feature plan has text features: score the texts first "
+                "(features.build.attach_text_signals with the model's text scorer)"
+            )
+        parts.append(text_features(sp, _memtable(event_table(tables, TEXT_SIGNALS)), ctx))
     out = sp.select(*KEYS)
     for part in parts:
         joined = out.left_join(part, list(KEYS))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 Describe = Callable[[re.Match[str], float | str | None], str]
@@ -142,7 +142,35 @@ _RULES: tuple[_Rule, ...] = (
         missing="only one NPS answer so far",
     ),
     _rule(r"nps_responses", lambda m, v: f"{_plural(v, 'past NPS answer')}"),
+    _rule(
+        r"text_messages_(?P<days>\d+)d",
+        lambda m, v: f"{_plural(v, 'message')} from the customer in the last {m['days']} days",
+    ),
+    _rule(
+        r"text_negative_share_(?P<days>\d+)d",
+        lambda m, v: (
+            f"{v * 100:.0f}% of the customer's messages in the last {m['days']} days were negative"
+        ),
+        missing="no messages from the customer recently",
+    ),
+    _rule(
+        r"text_negative_share_trend",
+        lambda m, v: (
+            f"share of negative messages {'up' if v > 0 else 'down'} "
+            f"{abs(v) * 100:.0f} points versus the prior period"
+        ),
+        missing="too few messages to see a trend",
+    ),
+    _rule(
+        r"text_worst_score_(?P<days>\d+)d",
+        lambda m, v: (
+            f"the most negative message in the last {m['days']} days reads like an NPS of {v:.1f}"
+        ),
+        missing="no messages from the customer recently",
+    ),
 )
+
+_THEME_COUNT = re.compile(r"text_negative_(?P<theme>.+)_(?P<days>\d+)d$")
 
 
 def _find(name: str) -> tuple[_Rule, re.Match[str]] | None:
@@ -157,8 +185,21 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def describe_feature(name: str, value: float | str | None) -> str:
-    """A sentence a success manager can act on, e.g. '4 open tickets right now'."""
+def describe_feature(
+    name: str, value: float | str | None, theme_labels: Mapping[str, str] | None = None
+) -> str:
+    """A sentence a success manager can act on, e.g. '4 open tickets right now'.
+
+    ``theme_labels`` (theme id -> words) names the themes of text features: "3 negative
+    messages about billing and pricing in the last 30 days".
+    """
+    theme = _THEME_COUNT.match(name)
+    if theme and not name.startswith("text_negative_share"):
+        label = (theme_labels or {}).get(theme["theme"], _label(theme["theme"]))
+        count = 0.0 if _is_missing(value) else float(value)
+        return (
+            f"{_plural(count, 'negative message')} about {label} in the last {theme['days']} days"
+        )
     found = _find(name)
     if found is None:  # a static attribute of the customer
         label = _label(name)

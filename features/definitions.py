@@ -28,6 +28,7 @@ class FeatureContext:
 
     settings: FeatureSettings
     metrics: dict[str, tuple[str, ...]]  # feature-safe metric name -> raw metric labels
+    themes: tuple[str, ...] = ()  # theme ids of the text signals
 
 
 def metric_slug(raw: str) -> str:
@@ -199,3 +200,56 @@ def static_features(spine: ir.Table, attributes: ir.Table, ctx: FeatureContext) 
         tenure_days=(j._cutoff - _seconds(j.signup_date)) / DAY,
         **{c: j[c] for c in extra},
     )
+
+
+def text_windows(settings: FeatureSettings) -> tuple[int, int]:
+    """The short and long text windows: the trend's recent period and the longest window."""
+    return settings.trend_recent_days, max(settings.windows_days)
+
+
+def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir.Table:
+    """Customer-written texts: volume, share negative and its trend, the worst message, and
+    negative mentions per theme. ``signals`` has one scored text per row (text_analytics)."""
+    s = ctx.settings
+    short, long = text_windows(s)
+    lookback = max(long, s.trend_recent_days + s.trend_prior_days)
+    themes = {f"_t_{t}": signals[f"theme_{t}"] for t in ctx.themes}
+    j = _events(
+        spine,
+        signals,
+        "timestamp",
+        lookback,
+        negative=signals.negative,
+        score=_number(signals.text_score),
+        **themes,
+    )
+    recent = _within(j, s.trend_recent_days)
+    prior = ~recent & _within(j, s.trend_recent_days + s.trend_prior_days)
+    aggs: dict[str, ir.Scalar] = {
+        "_n_recent": j._ts.count(where=recent),
+        "_neg_recent": j._ts.count(where=recent & j.negative),
+        "_n_prior": j._ts.count(where=prior),
+        "_neg_prior": j._ts.count(where=prior & j.negative),
+        f"text_worst_score_{long}d": j.score.min(where=_within(j, long)),
+    }
+    for w in (short, long):
+        aggs[f"text_messages_{w}d"] = j._ts.count(where=_within(j, w))
+        aggs[f"_neg_{w}"] = j._ts.count(where=_within(j, w) & j.negative)
+        for t in ctx.themes:
+            aggs[f"text_negative_{t}_{w}d"] = j._ts.count(
+                where=_within(j, w) & j.negative & j[f"_t_{t}"]
+            )
+    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+
+    def share(negative: ir.Value, total: ir.Value) -> ir.Value:
+        return (total > 0).ifelse(negative / total, ibis.null("float64"))
+
+    derived = {
+        f"text_negative_share_{w}d": share(agg[f"_neg_{w}"], agg[f"text_messages_{w}d"])
+        for w in (short, long)
+    }
+    derived["text_negative_share_trend"] = share(agg._neg_recent, agg._n_recent) - share(
+        agg._neg_prior, agg._n_prior
+    )
+    out = agg.mutate(**derived)
+    return out.select(*KEYS, *[c for c in out.columns if c.startswith("text_")])

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan, build_features
+from features.build import FeaturePlan, attach_text_signals, build_features
 from features.validation import ValidatedTables
 
 POINTER = "CURRENT"
@@ -110,10 +110,16 @@ def materialize_features(
     home: Path,
     as_of: pd.Timestamp,
     model_version: str | None = None,
+    text_scorer=None,
 ) -> StoreInfo:
-    """Build every active customer's features as of ``as_of`` and publish them."""
+    """Build every active customer's features as of ``as_of`` and publish them.
+
+    A plan with text features needs the model's ``text_scorer`` to score customer texts.
+    """
     from training.snapshots import active_customers  # training owns who is active when
 
+    if plan.text_themes and text_scorer is not None:
+        attach_text_signals(tables, text_scorer)
     as_of = pd.Timestamp(as_of).normalize()
     pairs = pd.DataFrame({"customer_id": active_customers(tables, as_of), "as_of": as_of})
     features = build_features(tables, pairs, plan)

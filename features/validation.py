@@ -86,6 +86,8 @@ class ValidatedTables:
     quarantine: dict[str, pd.DataFrame]
     report: ValidationReport
     content_hashes: dict[str, str] = field(default_factory=dict)
+    # Tables derived from the contract ones, e.g. scored texts ("text_signals").
+    derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
     # Engine-ready copies of the tables (see features.build.event_table); never serialised.
     engine_cache: dict = field(default_factory=dict, repr=False, compare=False)
 

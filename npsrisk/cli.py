@@ -263,6 +263,7 @@ def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> 
             settings.home_path,
             when,
             champion.card.version,
+            champion.bundle.text,
         )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
@@ -358,6 +359,146 @@ def serve(
         str(port),
     ]
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+text_app = typer.Typer(
+    help="Text analytics: the satisfaction model and themes.", no_args_is_help=True
+)
+report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
+app.add_typer(text_app, name="text")
+app.add_typer(report_app, name="report")
+
+
+@text_app.command("evaluate")
+def text_evaluate(
+    ctx: typer.Context,
+    data: DataArg,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")] = 5,
+) -> None:
+    """Cross-validate the text model on this export's NPS comments, against the lexicon."""
+    import pandas as pd
+
+    from demo.generator import find_text_truth
+    from features.loading import load_tables
+    from features.validation import validate_tables
+    from npsrisk.outputs import new_report_dir
+    from text_analytics.sentiment import cross_validate
+    from text_analytics.signals import extract_customer_texts
+    from text_analytics.themes import evaluate_themes, load_taxonomy
+
+    settings = _settings(ctx)
+    tables = validate_tables(load_tables(data))
+    if not tables.has("nps_responses") or "comment" not in tables["nps_responses"]:
+        raise ConfigError(
+            f"{data} has no nps_responses with a comment column: nothing to learn from"
+        )
+    nps = tables["nps_responses"].dropna(subset=["comment"])
+    with out.steps(2, "text evaluate") as step:
+        step(f"cross-validating on {len(nps):,} comments ({folds} folds)")
+        cv = cross_validate(
+            nps["comment"], nps["score"], folds=folds, min_comments=settings.text.min_comments
+        )
+        themes = None
+        truth_path = find_text_truth(data)
+        step("theme accuracy against ground truth" if truth_path else "done")
+        if truth_path is not None:
+            texts = extract_customer_texts(tables.frames)
+            truth = pd.read_parquet(truth_path)
+            joined = texts.merge(truth, on=["source", "key"], how="inner")
+            taxonomy = load_taxonomy(settings.text.taxonomy_path)
+            themes = evaluate_themes(joined["text"], joined["themes"], taxonomy)
+    table = cv.to_frame()
+    out.print_frame(
+        table.set_index(table.columns[0]) if len(table.columns) > 1 else table,
+        title=f"Held-out comments: {cv.n_comments:,} used, {cv.folds} folds",
+    )
+    would_use = "the learned model" if cv.kind == "learned" else "the lexicon (too few comments)"
+    out.console.print(
+        f"with text.min_comments={settings.text.min_comments}, training uses {would_use}"
+    )
+    target = new_report_dir(settings, "text")
+    table.to_csv(target / "sentiment_cv.csv", index=False)
+    if themes is not None:
+        wide = themes.pivot_table(index="theme", columns="metric", values="value")
+        per_theme = wide.drop(index="all", errors="ignore")[["precision", "recall", "f1"]]
+        out.print_frame(per_theme, title="Theme coding against the demo ground truth")
+        if "all" in wide.index:
+            overall = wide.loc["all"].dropna()
+            out.console.print(", ".join(f"{k}={v:.4f}" for k, v in overall.items()))
+        themes.to_csv(target / "theme_accuracy.csv", index=False)
+    out.wrote("text evaluation", target)
+
+
+@report_app.command("themes")
+def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> None:
+    """Detractor themes, theme impact on NPS, sentiment per segment and masked verbatims."""
+    from features.loading import load_tables
+    from features.validation import validate_tables
+    from npsrisk.outputs import new_report_dir
+    from serving.state import NotReadyError, load_champion
+    from text_analytics.report import write_theme_report
+    from text_analytics.sentiment import fit_satisfaction_model
+    from text_analytics.signals import TextScorer, extract_customer_texts, score_messages
+    from text_analytics.themes import load_taxonomy
+
+    settings = _settings(ctx)
+    with out.steps(3, "report themes") as step:
+        step("loading and validating tables")
+        tables = validate_tables(load_tables(data))
+        when = _as_of_option(as_of, tables)
+        step("scoring customer texts")
+        try:
+            scorer = load_champion(settings).bundle.text
+            source = "the champion's text model"
+        except NotReadyError:
+            scorer = None
+        nps = tables["nps_responses"] if tables.has("nps_responses") else _empty_comments()
+        if scorer is None:
+            model = fit_satisfaction_model(nps, min_comments=settings.text.min_comments)
+            scorer = TextScorer(
+                model, load_taxonomy(settings.text.taxonomy_path), settings.text.negative_threshold
+            )
+            source = "a text model fitted on this data's comments"
+        messages = score_messages(
+            extract_customer_texts(tables.frames),
+            "text",
+            scorer.model,
+            scorer.taxonomy,
+            scorer.threshold,
+        )
+        responses = score_messages(
+            nps.assign(comment=nps.get("comment")),
+            "comment",
+            scorer.model,
+            scorer.taxonomy,
+            scorer.threshold,
+        )
+        step("writing the report")
+        target = new_report_dir(settings, "themes")
+        paths = write_theme_report(
+            messages,
+            responses,
+            tables["customers"],
+            target,
+            as_of=when,
+            model_description=f"{source}: {scorer.describe()}",
+        )
+    out.console.print(f"texts scored with {source} ({scorer.describe()})")
+    out.wrote("theme report", paths["html"])
+    out.wrote("tables (CSV)", target)
+
+
+def _empty_comments():
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype=object),
+            "score": pd.Series(dtype=float),
+            "comment": pd.Series(dtype=object),
+            "responded_at": pd.Series(dtype="datetime64[ns]"),
+        }
+    )
 
 
 @app.command("config")

@@ -77,6 +77,25 @@ class FeatureSettings(_Section):
         return sorted(set(value))
 
 
+class TextSettings(_Section):
+    """Text analytics: the satisfaction model, the theme taxonomy, and text features."""
+
+    features: bool = Field(
+        True, description="Build text features (sentiment and themes of customer messages)."
+    )
+    min_comments: int = Field(
+        200,
+        ge=1,
+        description="Labelled NPS comments needed to learn from; fewer: the lexicon model.",
+    )
+    taxonomy_path: Path | None = Field(
+        None, description="Your theme YAML, merged over the shipped taxonomy."
+    )
+    negative_threshold: float = Field(
+        0.5, gt=0, lt=1, description="A message is negative when P(detractor) reaches this."
+    )
+
+
 class LightGBMSettings(_Section):
     """Hyper-parameters shared by the LightGBM heads."""
 
@@ -193,6 +212,7 @@ class Settings(BaseSettings):
     )
     data: DataSettings = Field(default_factory=DataSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)

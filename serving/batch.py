@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.build import FeaturePlan, build_features
+from features.build import FeaturePlan, attach_text_signals, build_features
 from features.validation import ValidatedTables
 from npsrisk.settings import RiskTierSettings
 from serving.predictions import ModelCard, predict_rows
@@ -103,6 +103,8 @@ def score_customers(
         raise ValueError(f"--out must end in .parquet or .csv, not {out.name!r}")
     as_of = pd.Timestamp(as_of).normalize()
     plan = FeaturePlan.from_dict(bundle.plan)
+    if plan.text_themes and bundle.text is not None:
+        attach_text_signals(tables, bundle.text)
     ids = active_customers(tables, as_of)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")

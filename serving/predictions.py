@@ -73,8 +73,8 @@ def risk_tier(churn: float, detractor: float, tiers: RiskTierSettings) -> str | 
 
 
 @lru_cache(maxsize=200_000)
-def _describe(feature: str, value: Any) -> str:
-    return describe_feature(feature, value)
+def _describe(feature: str, value: Any, labels: tuple[tuple[str, str], ...]) -> str:
+    return describe_feature(feature, value, dict(labels))
 
 
 def _plain(value: Any) -> Any:
@@ -94,6 +94,7 @@ def top_drivers(
     value_of: Callable[[str], Any],
     target: str,
     top_k: int,
+    theme_labels: tuple[tuple[str, str], ...] = (),
 ) -> list[dict[str, Any]]:
     """The ``top_k`` largest |contributions| of one row (last column is the base value)."""
     values = contributions[:-1]
@@ -116,7 +117,7 @@ def top_drivers(
                 "value": value,
                 "contribution": round(float(values[i]), 6),
                 "target": target,
-                "description": _describe(feature, value),
+                "description": _describe(feature, value, theme_labels),
             }
         )
     return drivers
@@ -137,6 +138,7 @@ def predict_rows(
     churn, nps = scores["churn_probability"], scores["predicted_nps"]
     probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
     features = bundle.features
+    labels = tuple(sorted(bundle.theme_labels.items()))
     out = []
     for r, customer_id in enumerate(customer_ids):
         has_nps = not math.isnan(nps[r])
@@ -157,7 +159,7 @@ def predict_rows(
                 driver
                 for target, contrib in contributions.items()
                 for driver in top_drivers(
-                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k
+                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k, labels
                 )
             ]
         out.append(row)

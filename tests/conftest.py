@@ -165,6 +165,7 @@ def service(trained, demo_tables, tmp_path_factory):
         settings.home_path,
         data_window(demo_tables)[1],
         champion.card.version,
+        champion.bundle.text,
     )
     process = ServiceProcess(settings.home_path, tmp_path_factory.mktemp("service") / "serve.log")
     try:

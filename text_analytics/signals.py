@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -161,3 +162,29 @@ def score_messages(
     if mask:
         out[text_column] = texts.where(frame[text_column].notna(), None)
     return out
+
+
+@dataclass
+class TextScorer:
+    """The fitted text model and taxonomy a trained bundle carries, to score customer texts
+    the same way at training, materialization and batch-scoring time."""
+
+    model: SatisfactionModel
+    taxonomy: Taxonomy
+    threshold: float = NEGATIVE_THRESHOLD
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.taxonomy.labels
+
+    def describe(self) -> str:
+        return self.model.describe()
+
+    def signals(self, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """One row per customer-written text: when, its score, negative or not, its themes.
+
+        The text itself is not kept: features need only the signals.
+        """
+        texts = extract_customer_texts(tables)
+        scored = score_messages(texts, "text", self.model, self.taxonomy, self.threshold)
+        return scored.drop(columns=["text", "key"]).reset_index(drop=True)

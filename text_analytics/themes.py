@@ -25,7 +25,7 @@ from text_analytics.tokens import (
 
 DEFAULT_TAXONOMY = "themes.yaml"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_THEME_KEYS = {"description", "seed_terms", "exclude_terms", "weak_terms", "disable"}
+_THEME_KEYS = {"label", "description", "seed_terms", "exclude_terms", "weak_terms", "disable"}
 # Inflected forms shorter than this match exactly only: "loads" must not catch "leads".
 _MIN_FUZZY_INFLECTION = 7
 _Span = tuple[int, int, set[int]]  # token start, token end, themes
@@ -40,6 +40,11 @@ class Theme:
     seed_terms: tuple[str, ...]
     exclude_terms: tuple[str, ...] = ()
     weak_terms: tuple[str, ...] = ()
+    label: str = ""  # a few words for driver descriptions; defaults to the id in words
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class Taxonomy:
     @property
     def ids(self) -> list[str]:
         return [theme.id for theme in self.themes]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Theme id -> the words driver descriptions use for it."""
+        return {theme.id: theme.name for theme in self.themes}
 
     def theme(self, theme_id: str) -> Theme:
         """The theme with this id."""
@@ -96,8 +106,12 @@ def _parse_themes(document: Any, source: str) -> dict[str, Theme | None]:
         seeds = _terms(spec.get("seed_terms"), f"{where}.seed_terms")
         if not seeds:
             raise ValueError(f"{where}.seed_terms: required, at least one term")
+        label = spec.get("label", "")
+        if not isinstance(label, str):
+            raise ValueError(f"{where}.label: a few words of text")
         parsed[theme_id] = Theme(
             id=theme_id,
+            label=label.strip(),
             description=description.strip(),
             seed_terms=seeds,
             exclude_terms=_terms(spec.get("exclude_terms"), f"{where}.exclude_terms"),

@@ -32,6 +32,8 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     ``contributions`` on numpy matrices for the service's fast path.
     """
 
+    text = None  # versions trained before text features existed unpickle without one
+
     def __init__(
         self,
         encoder: FeatureEncoder,
@@ -39,12 +41,18 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         nps: NpsModel | None,
         plan: dict[str, Any],
         info: dict[str, Any],
+        text: Any = None,
     ):
         self.encoder = encoder
         self.churn = churn
         self.nps = nps
         self.plan = plan
         self.info = info
+        self.text = text  # text_analytics.signals.TextScorer: scores texts into features
+
+    @property
+    def theme_labels(self) -> dict[str, str]:
+        return dict(self.plan.get("text_themes", {}))
 
     @property
     def heads(self) -> list[str]:

@@ -13,12 +13,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan, build_features, plan_features
+from features.build import FeaturePlan, attach_text_signals, build_features, plan_features
 from features.contract import NPS_CATEGORIES
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
 from npsrisk.outputs import new_report_dir, utc_stamp
 from npsrisk.settings import Settings
+from text_analytics.signals import TextScorer
 from training import plots
 from training.baselines import BaseRateBaseline, LastNpsBaseline, LinearBaseline
 from training.bundle import NpsRiskModel
@@ -51,6 +52,7 @@ from training.snapshots import (
     customer_fold,
     split_snapshots,
 )
+from training.text_model import fit_text_scorer
 
 Progress = Callable[[str], None]
 MODEL = "lightgbm"
@@ -127,6 +129,7 @@ def _fit(
     info: dict,
     fit_unweighted: bool,
     notes: list[str],
+    text: TextScorer | None = None,
 ) -> FittedModels:
     t = settings.training
     lgbm = t.lightgbm
@@ -178,7 +181,10 @@ def _fit(
         LastNpsBaseline().fit(train, churned, nps_frame, score, w),
         LinearBaseline(numeric, plan.categorical, t.seed).fit(train, churned, nps_frame, score, w),
     ]
-    bundle = NpsRiskModel(encoder, churn, nps, plan.to_dict(), info)
+    # The text scorer only travels with the model when its features are in the plan.
+    bundle = NpsRiskModel(
+        encoder, churn, nps, plan.to_dict(), info, text if plan.text_themes else None
+    )
     return FittedModels(bundle, baselines, response, unweighted)
 
 
@@ -312,6 +318,7 @@ class LabelledData:
     snapshots: pd.DataFrame
     split: Split
     notes: list[str]
+    text: TextScorer | None = None
 
 
 def prepare_data(
@@ -320,10 +327,14 @@ def prepare_data(
     horizon: int,
     report_dir: Path,
     plan: FeaturePlan | None = None,
+    text: TextScorer | None = None,
 ) -> LabelledData:
-    """Load, validate (writing the report), plan features, label snapshots and split them.
+    """Load, validate (writing the report), label snapshots, split them, score the customers'
+    texts and plan features.
 
-    With ``plan`` given (a trained model's), features follow it instead of the data.
+    With ``plan`` and ``text`` given (a trained model's), features follow them instead of
+    the data; otherwise the text model is fitted on comments it may learn from (see
+    training.text_model) when text features are on.
     """
     tables = validate_tables(load_tables(data_path))
     write_validation_report(tables, report_dir)
@@ -332,13 +343,20 @@ def prepare_data(
         for t in tables.report.tables.values()
         if t.rows_set_aside
     ]
-    if plan is None:
-        plan, plan_notes = plan_features(tables, settings.features, settings.data)
-        notes += plan_notes
     as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon)
     snapshots = build_snapshots(tables, as_of, horizon)
     split = split_snapshots(snapshots, settings.training, horizon)
-    return LabelledData(tables, plan, as_of, snapshots, split, notes + as_of_notes + split.notes)
+    notes += as_of_notes + split.notes
+    if plan is None and settings.text.features:
+        text = fit_text_scorer(tables, settings.text, split)
+        notes.append(f"text model: {text.describe()}")
+    if text is not None:
+        attach_text_signals(tables, text)
+    if plan is None:
+        labels = text.labels if text is not None else None
+        plan, plan_notes = plan_features(tables, settings.features, settings.data, labels)
+        notes += plan_notes
+    return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
 
 def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
@@ -401,7 +419,7 @@ def train(
         "validation_window": [str(d.date()) for d in split.valid_as_of],
         "features_as_of_latest": str(max(as_of).date()),
     }
-    fitted = _fit(settings, plan, frame, split, heads, info, truth is not None, notes)
+    fitted = _fit(settings, plan, frame, split, heads, info, truth is not None, notes, data.text)
     lap("fit")
 
     say("evaluating on the held-out window")
@@ -486,6 +504,9 @@ def train(
                 "last_as_of": str(max(as_of).date()),
                 "n_features": len(plan.feature_names),
                 "nps_selection_correction": settings.training.nps_selection_correction,
+                "text_features": bool(plan.text_themes),
+                "text_model": data.text.model.kind if data.text is not None else "none",
+                "text_model_comments": data.text.model.n_comments if data.text is not None else 0,
                 "monotone_constraints": settings.training.monotone_constraints,
                 **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
             }

@@ -92,6 +92,7 @@ def backtest_champion(
         horizon,
         report_dir / "validation",
         plan=FeaturePlan.from_dict(model.plan),
+        text=model.text,
     )
     valid = data.snapshots[data.split.valid].reset_index(drop=True)
     features = build_features(data.tables, valid[["customer_id", "as_of"]], data.plan)

@@ -141,6 +141,7 @@ class Split:
     train_as_of: list[pd.Timestamp]
     valid_as_of: list[pd.Timestamp]
     notes: list[str] = field(default_factory=list)
+    train_customers: list[str] | None = None  # set for a customer split
 
     def describe(self) -> str:
         def span(dates: list[pd.Timestamp]) -> str:
@@ -186,4 +187,5 @@ def split_snapshots(
     valid = customer_fold(
         snapshots["customer_id"], settings.holdout_fraction, f"holdout:{settings.seed}"
     )
-    return Split("customer", ~valid, valid, dates, dates, notes)
+    train_ids = snapshots.loc[~valid, "customer_id"].unique().tolist()
+    return Split("customer", ~valid, valid, dates, dates, notes, train_ids)

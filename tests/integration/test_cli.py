@@ -68,9 +68,12 @@ def test_demo_validate_train_evaluate_on_a_duckdb_file(tmp_path):
         "60",
         home=tmp_path / "home",
         NPSRISK_TRAINING__LIGHTGBM__N_ESTIMATORS="200",
+        # Too few comments to learn from: the run falls back to the lexicon and says so.
+        NPSRISK_TEXT__MIN_COMMENTS="100000",
     )
     assert trained.returncode == 0, trained.stderr
     assert "is champion" in trained.stdout
+    assert "lexicon" in trained.stdout
     assert "roc_auc" in trained.stdout and "oracle" in trained.stdout
     assert "wrote evaluation report and plots" in trained.stdout
     assert (tmp_path / "home" / "mlflow.db").exists()
@@ -91,3 +94,27 @@ def test_training_without_enough_history_says_what_to_change(tmp_path):
     result = run("train", str(data), "--horizon-days", "400", home=tmp_path)
     assert result.returncode == 2
     assert "--horizon-days" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_text_evaluate_and_theme_report(tmp_path):
+    data = tmp_path / "data"
+    assert (
+        run("demo-data", str(data), "--customers", "800", "--seed", "4", home=tmp_path).returncode
+        == 0
+    )
+    evaluated = run("text", "evaluate", str(data), home=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "learned" in evaluated.stdout and "lexicon" in evaluated.stdout
+    assert "Theme coding against the demo ground truth" in evaluated.stdout
+    cv = next((tmp_path / "reports" / "text").glob("*/sentiment_cv.csv"))
+    import pandas as pd
+
+    table = pd.read_csv(cv).set_index("model")
+    assert table.loc["learned", "detractor_auc"] > table.loc["lexicon", "detractor_auc"]
+    assert table.loc["learned", "score_mae"] < table.loc["lexicon", "score_mae"]
+
+    reported = run("report", "themes", str(data), home=tmp_path)
+    assert reported.returncode == 0, reported.stderr
+    html = next((tmp_path / "reports" / "themes").glob("*/theme_report.html")).read_text()
+    assert "@" not in html.replace("[email]", "")  # verbatims are masked

@@ -60,6 +60,7 @@ def small_world(tmp_path_factory):
         settings.home_path,
         pd.Timestamp("2025-12-31"),
         champion.card.version,
+        champion.bundle.text,
     )
     return settings, tables, first.model_version, second.model_version
 
@@ -127,6 +128,7 @@ def test_champion_reload_and_store_refresh_fail_no_request(small_world, tmp_path
                 settings.home_path,
                 pd.Timestamp("2025-11-30"),
                 champion.card.version,
+                champion.bundle.text,
             )
             deadline = time.time() + 20
             while time.time() < deadline and hammer.as_of["2025-11-30"] < 20:
@@ -155,6 +157,7 @@ def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
         settings.home_path,
         pd.Timestamp("2025-12-31"),
         champion.card.version,
+        champion.bundle.text,
     )
     out = tmp_path / "scores.parquet"
     result = score_customers(

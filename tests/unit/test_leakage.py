@@ -4,9 +4,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features, plan_features
+from features.build import attach_text_signals, build_features, plan_features
 from features.validation import ValidatedTables
+from text_analytics.sentiment import SatisfactionModel
+from text_analytics.signals import TextScorer
+from text_analytics.themes import load_taxonomy
 from training.snapshots import active_customers
+
+
+@pytest.fixture(scope="module")
+def scorer(demo_tables) -> TextScorer:
+    """One fixed text model: the same message always gets the same score."""
+    nps = demo_tables["nps_responses"]
+    return TextScorer(SatisfactionModel().fit(nps["comment"], nps["score"]), load_taxonomy())
+
+
+def with_texts(tables: ValidatedTables, scorer: TextScorer) -> ValidatedTables:
+    scored = ValidatedTables(dict(tables.frames), tables.quarantine, tables.report)
+    attach_text_signals(scored, scorer)
+    return scored
 
 
 def export_as_of(tables: ValidatedTables, as_of: pd.Timestamp) -> ValidatedTables:
@@ -33,15 +49,19 @@ def export_as_of(tables: ValidatedTables, as_of: pd.Timestamp) -> ValidatedTable
 
 
 @pytest.mark.parametrize("as_of", ["2024-06-30", "2025-03-31", "2025-11-30"])
-def test_features_equal_those_of_an_export_taken_on_the_as_of_date(demo_tables, settings, as_of):
+def test_features_equal_those_of_an_export_taken_on_the_as_of_date(
+    demo_tables, settings, scorer, as_of
+):
     as_of = pd.Timestamp(as_of)
-    plan, _ = plan_features(demo_tables, settings.features, settings.data)
+    everything = with_texts(demo_tables, scorer)
+    plan, _ = plan_features(everything, settings.features, settings.data, scorer.labels)
+    assert plan.text_themes and "text_negative_share_30d" in plan.feature_names
     pairs = pd.DataFrame({"customer_id": active_customers(demo_tables, as_of), "as_of": as_of})
-    full = build_features(demo_tables, pairs, plan)
-    then = build_features(export_as_of(demo_tables, as_of), pairs, plan)
+    full = build_features(everything, pairs, plan)
+    then = build_features(with_texts(export_as_of(demo_tables, as_of), scorer), pairs, plan)
     pd.testing.assert_frame_equal(full, then, check_exact=False, rtol=1e-12)
     # The check has teeth: the future differs, so features of a later date do differ.
-    later = build_features(demo_tables, pairs.assign(as_of=as_of + pd.Timedelta(days=45)), plan)
+    later = build_features(everything, pairs.assign(as_of=as_of + pd.Timedelta(days=45)), plan)
     assert not np.allclose(
         later["usage_logins_30d"].to_numpy(), full["usage_logins_30d"].to_numpy()
     )

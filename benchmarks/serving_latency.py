@@ -1,0 +1,596 @@
+"""Latency and throughput of the prediction service over real HTTP, against the model floor.
+
+    uv run python benchmarks/serving_latency.py
+    uv run python benchmarks/serving_latency.py --customers 5000 --requests 2000 --concurrency 8
+    uv run python benchmarks/serving_latency.py --home /tmp/bench-home   # reuse a built home
+
+The script builds its own home (demo data, a champion trained with default settings, a
+materialized feature store at the data's last date), starts ``bentoml serve`` on 127.0.0.1 and
+measures, over a keep-alive connection on loopback:
+
+* sequential single-customer ``/predict`` with ``explain: true`` (a random known customer per
+  request), p50/p90/p99/max after a warm-up;
+* throughput with ``--concurrency`` clients (threads, one keep-alive connection each);
+
+and, in this process on the same champion and store, the layers one request goes through:
+
+* floor: LightGBM's own work for one row: ``pred_contrib`` of the churn booster and of the NPS
+  regressor plus the NPS classifier's ``predict`` (``num_threads=1``), which is all the model
+  work ``score(explain=True)`` does (it derives churn probability and expected NPS from the
+  contribution sums); the brief's wider floor that also adds a plain ``predict`` of both
+  boosters is shown too;
+* ``bundle.score(X, explain=True, threads=1)``: the floor plus calibration and clipping;
+* ``serving.predictions.predict_rows``: plus drivers (top-k, values, descriptions);
+* ``ServingState.predict_ids`` + JSON: what the ``/predict`` handler does, minus HTTP.
+
+Goals (the issue): p50 <= 5 ms, p99 <= 15 ms for a single customer with drivers.
+The server is stopped at the end, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "bench-key-0123456789"
+GOAL_P50_MS, GOAL_P99_MS = 5.0, 15.0
+
+
+# --- the home: demo data, a champion, a materialized store ---------------------------------
+
+
+def build_home(root: Path, customers: int, seed: int) -> None:
+    """Demo data, a champion trained with default settings, a store at the last date."""
+    from demo.generator import DemoConfig, find_ground_truth, generate_demo, write_demo
+    from features.build import FeaturePlan
+    from features.loading import load_tables
+    from features.store import materialize_features
+    from features.validation import validate_tables
+    from npsrisk.settings import load_settings
+    from serving.state import load_champion
+    from training.pipeline import train
+    from training.snapshots import data_window
+
+    data = root / "data"
+    cfg = DemoConfig(customers=customers, seed=seed)
+    clock = time.perf_counter()
+    write_demo(generate_demo(cfg), data, cfg)
+    took = time.perf_counter() - clock
+    print(f"  demo data: {customers:,} customers, seed {seed} ({took:.0f} s)")
+    settings = load_settings(home=root / "home")
+    clock = time.perf_counter()
+    result = train(data, settings, truth_path=find_ground_truth(data))
+    print(
+        f"  trained model v{result.model_version} with default settings "
+        f"({time.perf_counter() - clock:.0f} s)"
+    )
+    tables = validate_tables(load_tables(data))
+    champion = load_champion(settings)
+    as_of = data_window(tables)[1]
+    info = materialize_features(
+        tables,
+        FeaturePlan.from_dict(champion.bundle.plan),
+        settings.home_path,
+        as_of,
+        champion.card.version,
+    )
+    print(f"  materialized {info.rows:,} customers as of {as_of.date()}")
+
+
+# --- the server (the pattern of tests/conftest.py ServiceProcess) --------------------------
+
+
+GC_FREEZE_WRAPPER = '''"""Experiment: the service with gc.freeze() once a worker has loaded."""
+import gc
+import logging
+
+from serving import service as _service
+
+_init = _service.NpsRiskService.inner.__init__
+
+
+def __init__(self):
+    _init(self)
+    gc.collect()
+    gc.freeze()  # loaded objects leave the generations a full collection walks
+    logging.getLogger("bentoml.service.npsrisk").info("gc frozen: %d", gc.get_freeze_count())
+
+
+_service.NpsRiskService.inner.__init__ = __init__
+NpsRiskService = _service.NpsRiskService
+'''
+
+
+class ServiceProcess:
+    """A `bentoml serve serving.service:NpsRiskService` process on 127.0.0.1."""
+
+    def __init__(
+        self,
+        home: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        target: str = "serving.service:NpsRiskService",
+    ):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "NPSRISK_HOME": str(home),
+            "NPSRISK_API_KEYS": API_KEY,
+            **(extra_env or {}),
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bentoml"),
+                "serve",
+                target,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+    def wait_until_ready(self, timeout: float = 180) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"service not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def worker_processes(self):
+        """psutil handles of the arbiter and its workers (None without psutil)."""
+        try:
+            import psutil
+        except ImportError:
+            return None
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "n": len(ms),
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
+    }
+
+
+def repeat(step: Callable[[int], object], repeats: int, warmup: int) -> list[float]:
+    """Wall seconds of ``step(i)`` for ``repeats`` calls after ``warmup`` untimed ones."""
+    for i in range(warmup):
+        step(i)
+    times = []
+    clock = time.perf_counter
+    for i in range(repeats):
+        start = clock()
+        step(i)
+        times.append(clock() - start)
+    return times
+
+
+def predict_body(customer_id: str, explain: bool = True) -> bytes:
+    return json.dumps({"customer_ids": [customer_id], "explain": explain, "top_k": 5}).encode()
+
+
+def sequential_http(
+    url: str, ids: list[str], requests: int, warmup: int, explain: bool = True
+) -> list[float]:
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+
+        def one(i: int) -> None:
+            cid = ids[i % len(ids)]
+            r = client.post("/predict", content=predict_body(cid, explain))
+            if r.status_code != 200:
+                raise RuntimeError(f"/predict answered {r.status_code}: {r.text[:300]}")
+            body = r.json()
+            if [p["customer_id"] for p in body["predictions"]] != [cid]:
+                raise RuntimeError(f"unexpected predictions for {cid}: {r.text[:300]}")
+            if explain and not body["predictions"][0].get("drivers"):
+                raise RuntimeError(f"no drivers for {cid}: {r.text[:300]}")
+
+        return repeat(one, requests, warmup)
+
+
+def sequential_get(url: str, path: str, requests: int, warmup: int) -> list[float]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        def one(_: int) -> None:
+            if client.get(path).status_code != 200:
+                raise RuntimeError(f"{path} did not answer 200")
+
+        return repeat(one, requests, warmup)
+
+
+def concurrent_http(
+    url: str, ids: list[str], clients: int, seconds: float, seed: int
+) -> tuple[int, dict[str | int, int], list[float], float]:
+    """Requests done, statuses, per-request latencies and the wall time of the window."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    stop = threading.Event()
+    start_gate = threading.Barrier(clients + 1)
+    statuses: list[dict] = [{} for _ in range(clients)]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+
+    def run(k: int) -> None:
+        rng = random.Random(seed + k)
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            for _ in range(20):  # open the connection and warm this client up
+                client.post("/predict", content=predict_body(rng.choice(ids)))
+            start_gate.wait()
+            clock = time.perf_counter
+            while not stop.is_set():
+                body = predict_body(rng.choice(ids))
+                t0 = clock()
+                try:
+                    r = client.post("/predict", content=body)
+                    key: str | int = r.status_code
+                except httpx.HTTPError as exc:
+                    key = type(exc).__name__
+                latencies[k].append(clock() - t0)
+                statuses[k][key] = statuses[k].get(key, 0) + 1
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(clients)]
+    for t in threads:
+        t.start()
+    start_gate.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    merged: dict[str | int, int] = {}
+    for s in statuses:
+        for k, v in s.items():
+            merged[k] = merged.get(k, 0) + v
+    flat = [x for lat in latencies for x in lat]
+    return sum(merged.values()), merged, flat, wall
+
+
+def cpu_seconds(processes) -> float:
+    total = 0.0
+    for p in processes or []:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # a process that went away
+            pass
+    return total
+
+
+# --- in-process layers ------------------------------------------------------------------------
+
+
+def in_process(home: Path, ids: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    """p50s of the floor and of each layer above it, for one random known customer per call."""
+    from npsrisk.settings import load_settings
+    from serving.predictions import predict_rows
+    from serving.service import _json
+    from serving.state import ServingState, load_champion, load_store
+
+    settings = load_settings(home=home)
+    tiers = settings.serving.risk_tiers
+    champion = load_champion(settings)
+    store = load_store(settings)
+    state = ServingState.build(champion, store)
+    bundle = champion.bundle
+    features = bundle.features
+    rows = [store.index[c] for c in ids]
+    # One encoded single-row matrix per customer, as /predict_features would encode it.
+    records = [{f: store.value(r, f) for f in features} for r in rows]
+    matrices = [bundle.encoder.transform_records([rec]) for rec in records]
+    for x, r in zip(matrices[:50], rows[:50], strict=True):  # same encoding as the store
+        assert np.array_equal(x[0], state.X[r], equal_nan=True)
+    n = len(matrices)
+    churn = bundle.churn.booster_ if bundle.churn is not None else None
+    reg = bundle.nps.regressor_ if bundle.nps is not None else None
+    cls = bundle.nps.classifier_ if bundle.nps is not None else None
+    warm = min(200, repeats)
+    out: dict[str, dict[str, float]] = {}
+
+    def floor(i: int) -> None:  # exactly the LightGBM calls of score(explain=True)
+        x = matrices[i % n]
+        if churn is not None:
+            churn.predict(x, pred_contrib=True, num_threads=1)
+        if reg is not None:
+            reg.predict(x, pred_contrib=True, num_threads=1)
+            cls.predict(x, num_threads=1)
+
+    def floor_wide(i: int) -> None:  # the brief's: predict + pred_contrib of both boosters
+        x = matrices[i % n]
+        if churn is not None:
+            churn.predict(x, num_threads=1)
+            churn.predict(x, pred_contrib=True, num_threads=1)
+        if reg is not None:
+            reg.predict(x, num_threads=1)
+            reg.predict(x, pred_contrib=True, num_threads=1)
+            cls.predict(x, num_threads=1)
+
+    def score(i: int) -> None:
+        bundle.score(matrices[i % n], explain=True, threads=1)
+
+    def assemble(i: int) -> None:
+        row = rows[i % n]
+        predict_rows(
+            bundle,
+            matrices[i % n],
+            [ids[i % n]],
+            lambda _r, f: store.value(row, f),
+            True,
+            5,
+            tiers,
+            threads=1,
+        )
+
+    def handler(i: int) -> None:  # the body of /predict without HTTP and the log write
+        predictions, unknown, _log = state.predict_ids([ids[i % n]], True, 5, tiers)
+        _json(
+            200,
+            {
+                "model": state.card,
+                "features_as_of": store.features_as_of,
+                "predictions": predictions,
+                "unknown_customer_ids": unknown,
+            },
+        )
+
+    builds = [state.predict_ids([cid], True, 5, tiers)[2] for cid in ids]
+
+    def log_record(i: int) -> None:  # what the inference-log thread does per request
+        for record in builds[i % n]():
+            json.dumps(record, separators=(",", ":"), default=str)
+
+    parts: dict[str, Callable[[int], None]] = {}
+    if churn is not None:
+        parts["churn predict"] = lambda i: churn.predict(matrices[i % n], num_threads=1)
+        parts["churn pred_contrib"] = lambda i: churn.predict(
+            matrices[i % n], pred_contrib=True, num_threads=1
+        )
+    if reg is not None:
+        parts["nps regressor predict"] = lambda i: reg.predict(matrices[i % n], num_threads=1)
+        parts["nps regressor pred_contrib"] = lambda i: reg.predict(
+            matrices[i % n], pred_contrib=True, num_threads=1
+        )
+        parts["nps classifier predict"] = lambda i: cls.predict(matrices[i % n], num_threads=1)
+    for name, step in parts.items():
+        out[f"  {name}"] = summary_ms(repeat(step, repeats, warm))
+    out["floor: pred_contrib x2 + classifier"] = summary_ms(repeat(floor, repeats, warm))
+    out["floor, wide: + plain predict x2"] = summary_ms(repeat(floor_wide, repeats, warm))
+    out["bundle.score(explain=True, threads=1)"] = summary_ms(repeat(score, repeats, warm))
+    out["predict_rows (score + drivers)"] = summary_ms(repeat(assemble, repeats, warm))
+    out["predict_ids + JSON (handler body)"] = summary_ms(repeat(handler, repeats, warm))
+    out["inference-log record (off path)"] = summary_ms(repeat(log_record, repeats, warm))
+    trees = {
+        name: booster.num_trees()
+        for name, booster in (("churn", churn), ("nps_reg", reg), ("nps_cls", cls))
+        if booster is not None
+    }
+    out["_meta"] = {"trees": trees, "features": len(features)}  # type: ignore[assignment]
+    return out
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def row(name: str, s: dict[str, float], floor_p50: float | None) -> str:
+    ratio = "" if not floor_p50 else f"{s['p50'] / floor_p50:>8.1f}x"
+    return (
+        f"{name:<42} {s['n']:>6} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} "
+        f"{s['max']:>8.3f} {ratio}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000, help="sequential /predict calls")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0, help="throughput window")
+    parser.add_argument("--repeats", type=int, default=5000, help="in-process repeats")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="reuse (or build into) this home; kept afterwards"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="NPSRISK_SERVING__WORKERS")
+    parser.add_argument("--threads", type=int, default=None, help="NPSRISK_SERVING__THREADS")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="experiment: serve through a wrapper that calls gc.freeze() after the model loads "
+        "(the proposed fix for full-GC pauses; serving/ itself is not changed)",
+    )
+    parser.add_argument(
+        "--no-inference-log",
+        action="store_true",
+        help="serve with serving.inference_log=false (default: the production default, on)",
+    )
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.concurrency < 1:
+        parser.error("--requests and --concurrency must be positive")
+
+    scratch = Path(tempfile.mkdtemp(prefix="npsrisk-latency-"))
+    root = args.home.resolve() if args.home else scratch
+    home = root / "home"
+    server: ServiceProcess | None = None
+    try:
+        from features.store import current_store_path
+
+        print(
+            f"npsrisk serving latency benchmark  (python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})"
+        )
+        if current_store_path(home) is None:
+            print(f"building a home in {root}")
+            build_home(root, args.customers, args.seed)
+        else:
+            print(f"reusing the home in {root}")
+        from features.store import FeatureStore
+
+        store_ids = list(FeatureStore.open(home).frame["customer_id"])
+        rng = random.Random(args.seed)
+        ids = [rng.choice(store_ids) for _ in range(args.requests + args.warmup)]
+        ids = ids[args.warmup :] + ids[: args.warmup]  # warm-up ids come after the timed ones
+
+        from npsrisk.settings import load_settings
+
+        extra = {"NPSRISK_SERVING__INFERENCE_LOG": "false"} if args.no_inference_log else {}
+        if args.workers:
+            extra["NPSRISK_SERVING__WORKERS"] = str(args.workers)
+        if args.threads:
+            extra["NPSRISK_SERVING__THREADS"] = str(args.threads)
+        served = load_settings(home=home).serving
+        workers, threads = args.workers or served.workers, args.threads or served.threads
+        target = "serving.service:NpsRiskService"
+        if args.gc_freeze:
+            (scratch / "bench_gc_freeze_service.py").write_text(GC_FREEZE_WRAPPER)
+            extra["PYTHONPATH"] = os.pathsep.join([str(scratch), str(ROOT)])
+            target = "bench_gc_freeze_service:NpsRiskService"
+        server = ServiceProcess(home, scratch / "serve.log", extra, target)
+        clock = time.perf_counter()
+        server.wait_until_ready()
+        print(
+            f"service ready on {server.url} in {time.perf_counter() - clock:.1f} s "
+            f"(workers {workers}, threads {threads}, "
+            f"inference log {'off' if args.no_inference_log else 'on'}"
+            f"{', gc.freeze() wrapper' if args.gc_freeze else ''})"
+        )
+        if args.gc_freeze and "gc frozen" not in server.log_path.read_text():
+            raise RuntimeError("the gc.freeze() wrapper did not run in the worker")
+
+        http: dict[str, dict[str, float]] = {}
+        livez = sequential_get(server.url, "/livez", min(args.requests, 1000), args.warmup)
+        http["HTTP GET /livez (no model, no auth)"] = summary_ms(livez)
+        plain = sequential_http(server.url, ids, max(args.requests // 4, 100), 50, explain=False)
+        http["HTTP /predict 1 id, explain=false"] = summary_ms(plain)
+        seq = sequential_http(server.url, ids, args.requests, args.warmup)
+        http["HTTP /predict 1 id, explain (sequential)"] = summary_ms(seq)
+
+        procs = server.worker_processes()
+        cpu0, client_cpu0 = cpu_seconds(procs), time.process_time()
+        done, statuses, lat, wall = concurrent_http(
+            server.url, store_ids, args.concurrency, args.seconds, args.seed
+        )
+        server_cpu = cpu_seconds(procs) - cpu0
+        client_cpu = time.process_time() - client_cpu0
+        http[f"HTTP /predict under {args.concurrency} clients"] = summary_ms(lat)
+        server.stop()
+        server_log_tail = server.log_path.read_text()[-2000:]
+        server = None
+
+        print(f"in-process layers ({args.repeats} repeats each, random known customers)")
+        layers = in_process(home, ids, args.repeats)
+        meta = layers.pop("_meta")
+        floor_p50 = layers["floor: pred_contrib x2 + classifier"]["p50"]
+
+        print()
+        print(f"model: {meta['features']} features, trees {meta['trees']}")
+        header = (
+            f"{'stage (ms)':<42} {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8} "
+            f"{'max':>8} {'p50/floor':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        for name, s in layers.items():
+            print(row(name, s, None if name.startswith("  ") else floor_p50))
+        for name, s in http.items():
+            print(row(name, s, floor_p50))
+        print()
+        p = http["HTTP /predict 1 id, explain (sequential)"]
+        handler = layers["predict_ids + JSON (handler body)"]["p50"]
+        print("where one sequential request's p50 goes:")
+        print(f"  model (floor)                         {floor_p50:7.3f} ms")
+        assembly = handler - floor_p50
+        print(f"  our code (score, drivers, JSON)       {assembly:7.3f} ms")
+        print(f"  HTTP + BentoML + middlewares + client {p['p50'] - handler:7.3f} ms")
+        print(
+            f"ratio p50_http / p50_floor = {p['p50'] / floor_p50:.1f}x; "
+            f"p50_http / p50_handler = {p['p50'] / handler:.2f}x"
+        )
+        ok50, ok99 = p["p50"] <= GOAL_P50_MS, p["p99"] <= GOAL_P99_MS
+        slow = np.asarray(seq) * 1000
+        worst = np.argsort(slow)[::-1][:5]
+        print(
+            f"sequential requests over {GOAL_P99_MS:g} ms: {(slow > GOAL_P99_MS).sum()} of "
+            f"{len(slow)}; the worst: " + ", ".join(f"#{i} {slow[i]:.1f} ms" for i in sorted(worst))
+        )
+        print(
+            f"goal p50 <= {GOAL_P50_MS:g} ms: {'MET' if ok50 else 'MISSED'} ({p['p50']:.2f} ms); "
+            f"goal p99 <= {GOAL_P99_MS:g} ms: {'MET' if ok99 else 'MISSED'} ({p['p99']:.2f} ms)"
+        )
+        print()
+        print(
+            f"throughput, {args.concurrency} clients (threads in this process, one keep-alive "
+            f"connection each) for {wall:.1f} s: {done / wall:,.0f} requests/s; statuses "
+            f"{dict(sorted(statuses.items(), key=str))}"
+        )
+        if procs is not None:
+            print(
+                f"  server CPU: {server_cpu:.1f} s over the window = "
+                f"{1000 * server_cpu / max(done, 1):.2f} ms CPU per request "
+                f"({server_cpu / wall:.2f} of {os.cpu_count()} cores); the clients used "
+                f"{client_cpu:.1f} s = {client_cpu / wall:.2f} cores on the same machine"
+            )
+        if set(statuses) != {200}:
+            print("  non-200 answers; server log tail:\n" + server_log_tail)
+        print(f"load average now {os.getloadavg()[0]:.2f}")
+        return 0 if set(statuses) == {200} else 1
+    finally:
+        if server is not None:
+            server.stop()
+        # The scratch folder is the whole home, or with --home only the server log.
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
