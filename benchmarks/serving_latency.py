@@ -89,6 +89,7 @@ def build_home(root: Path, customers: int, seed: int) -> None:
         settings.home_path,
         as_of,
         champion.card.version,
+        text_scorer=getattr(champion.bundle, "text", None),
     )
     print(f"  materialized {info.rows:,} customers as of {as_of.date()}")
 

@@ -186,9 +186,15 @@ def plan_features(
 
 
 def attach_text_signals(tables: ValidatedTables, scorer) -> None:
-    """Score every customer-written text with a ``text_analytics.signals.TextScorer``."""
+    """Score every customer-written text with a ``text_analytics.signals.TextScorer``.
+
+    Idempotent per scorer: tables already scored by this scorer are left as they are.
+    """
+    if tables.engine_cache.get("_text_scorer") is scorer and TEXT_SIGNALS in tables.derived:
+        return
     tables.derived[TEXT_SIGNALS] = scorer.signals(tables.frames)
     tables.engine_cache.pop(TEXT_SIGNALS, None)
+    tables.engine_cache["_text_scorer"] = scorer
 
 
 def make_spine(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -100,15 +100,19 @@ class LightGBMSettings(_Section):
     """Hyper-parameters shared by the LightGBM heads."""
 
     # Chosen on a 20k-customer demo company (seed 11) that is never used for reporting.
+    # learning_rate 0.08 vs 0.03 there: churn AUC 0.7816 vs 0.7819, NPS MAE 1.1615 vs 1.1590,
+    # with 3-4x fewer trees, so SHAP drivers (linear in trees) cost 3x less to serve.
     n_estimators: int = 1000
-    learning_rate: float = 0.03
+    learning_rate: float = 0.08
     num_leaves: int = 15
     min_child_samples: int = 100
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     reg_lambda: float = 5.0
     early_stopping_rounds: int = 50
-    num_threads: int = Field(0, description="0 lets LightGBM use every core.")
+    num_threads: int = Field(
+        0, ge=0, description="0: one thread under 100k training rows, every core above."
+    )
 
 
 class TrainingSettings(_Section):

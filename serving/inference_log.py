@@ -120,4 +120,7 @@ def read_inference_log(folder: Path) -> pd.DataFrame:
     for path in sorted(Path(folder).glob("date=*/*.jsonl")):
         with path.open(encoding="utf-8") as handle:
             records.extend(json.loads(line) for line in handle if line.strip())
-    return pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records)
+    if len(frame):
+        frame = frame.sort_values("logged_at", kind="stable", ignore_index=True)
+    return frame

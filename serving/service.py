@@ -9,6 +9,7 @@ mixes versions. Run with ``npsrisk serve`` or ``bentoml serve serving.service:Np
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -64,6 +65,16 @@ def _error(status: int, code: str, detail: str) -> Response:
     return _json(status, {"error": code, "detail": detail})
 
 
+def _freeze_heap() -> None:
+    """Move the loaded model and store out of the garbage collector's sight.
+
+    A worker holds ~400k long-lived objects; each full collection walked them all (~210 ms,
+    measured), stalling requests to 110-410 ms. Frozen, a collection costs ~0 ms.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class _QuietClientErrors(logging.Filter):
     """BentoML logs a traceback for every 4xx, including the caller's input values; a client's
     mistake is not a server error, and its input may hold personal data."""
@@ -94,6 +105,7 @@ class NpsRiskService:
         s = self.settings.serving
         self.log = InferenceLog(self.settings.inference_log_path) if s.inference_log else None
         self._refresh()
+        _freeze_heap()
         self._stop = threading.Event()
         interval = [x for x in (s.store_poll_seconds, s.champion_poll_seconds) if x > 0]
         if interval:
@@ -148,6 +160,7 @@ class NpsRiskService:
                 store = current.store if same_store else load_store(self.settings)
                 self.state = ServingState.build(champion, store)
                 self.problem = None
+                _freeze_heap()
             except NotReadyError as exc:
                 if current is None:
                     self.problem = str(exc)
@@ -161,34 +174,28 @@ class NpsRiskService:
         return message
 
     # --- helpers ----------------------------------------------------------------------
-    def _ready_state(self) -> ServingState | Response:
+    def _admit(self, items: int, limit: int, noun: str, top_k: int) -> ServingState | Response:
+        """The state to score with, or the error to answer: not ready, too many, bad top_k."""
         state = self.state
         if state is None:
             return _error(503, "not_ready", self.problem or "the service is still loading")
+        if items > limit:
+            return _error(
+                400, f"too_many_{noun}", f"{items} {noun} sent; send at most {limit} per request"
+            )
+        max_top_k = self.settings.serving.max_top_k
+        if top_k > max_top_k:
+            return _error(400, "invalid_top_k", f"top_k must be between 1 and {max_top_k}")
         return state
-
-    def _check_top_k(self, top_k: int) -> Response | None:
-        limit = self.settings.serving.max_top_k
-        if top_k > limit:
-            return _error(400, "invalid_top_k", f"top_k must be between 1 and {limit}")
-        return None
 
     # --- API --------------------------------------------------------------------------
     @bentoml.api(route="/predict")
     def predict(self, request: PredictRequest, /) -> PredictResponse:
         """Predict next NPS and churn risk from each customer's latest materialized features."""
-        state = self._ready_state()
+        limit = self.settings.serving.max_ids_per_request
+        state = self._admit(len(request.customer_ids), limit, "ids", request.top_k)
         if isinstance(state, Response):
             return state
-        limit = self.settings.serving.max_ids_per_request
-        if len(request.customer_ids) > limit:
-            return _error(
-                400,
-                "too_many_ids",
-                f"{len(request.customer_ids)} ids sent; send at most {limit} per request",
-            )
-        if (bad := self._check_top_k(request.top_k)) is not None:
-            return bad
         predictions, unknown, log_records = state.predict_ids(
             request.customer_ids, request.explain, request.top_k, self.settings.serving.risk_tiers
         )
@@ -207,18 +214,10 @@ class NpsRiskService:
     @bentoml.api(route="/predict_features")
     def predict_features(self, request: PredictFeaturesRequest, /) -> PredictResponse:
         """Score feature records supplied inline (missing features allowed)."""
-        state = self._ready_state()
+        limit = self.settings.serving.max_records_per_request
+        state = self._admit(len(request.records), limit, "records", request.top_k)
         if isinstance(state, Response):
             return state
-        limit = self.settings.serving.max_records_per_request
-        if len(request.records) > limit:
-            return _error(
-                400,
-                "too_many_records",
-                f"{len(request.records)} records sent; send at most {limit} per request",
-            )
-        if (bad := self._check_top_k(request.top_k)) is not None:
-            return bad
         bundle = state.champion.bundle
         known = set(bundle.features) | {"customer_id"}
         unknown = sorted({k for r in request.records for k in r} - known)
@@ -275,9 +274,13 @@ class NpsRiskService:
 
 
 def _spec() -> dict:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return publishable_spec(NpsRiskService.openapi_spec.asdict(), version("npsrisk"))
+    try:
+        project_version = version("npsrisk")
+    except PackageNotFoundError:  # a Bento installs the dependencies, not the project itself
+        project_version = "unknown"
+    return publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version)
 
 
 # First added is outermost: errors from every layer below get the same JSON shape.

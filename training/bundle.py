@@ -54,6 +54,18 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     def theme_labels(self) -> dict[str, str]:
         return dict(self.plan.get("text_themes", {}))
 
+    def features_for(self, tables, pairs: pd.DataFrame) -> pd.DataFrame:
+        """This model's features for (customer_id, as_of) pairs of validated tables: its own
+        feature plan, and its own text model to score the customers' texts first."""
+        from features.build import FeaturePlan, attach_text_signals, build_features
+
+        plan = FeaturePlan.from_dict(self.plan)
+        if plan.text_themes:
+            if self.text is None:
+                raise ValueError("this model's plan has text features but no text scorer")
+            attach_text_signals(tables, self.text)
+        return build_features(tables, pairs, plan)
+
     @property
     def heads(self) -> list[str]:
         return [

@@ -10,20 +10,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def bundle_and_rows(trained, demo_tables):
-    import mlflow
     import pandas as pd
 
-    from features.build import FeaturePlan, build_features
+    from serving.state import load_champion
     from training.snapshots import active_customers
 
     settings, _ = trained
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    bundle = mlflow.pyfunc.load_model("models:/npsrisk@champion").unwrap_python_model()
+    bundle = load_champion(settings).bundle
     as_of = pd.Timestamp("2025-09-30")
     pairs = pd.DataFrame(
         {"customer_id": active_customers(demo_tables, as_of)[:300], "as_of": as_of}
     )
-    frame = build_features(demo_tables, pairs, FeaturePlan.from_dict(bundle.plan))
+    frame = bundle.features_for(demo_tables, pairs)
     return bundle, bundle.encoder.transform(frame)
 
 

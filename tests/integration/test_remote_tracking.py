@@ -77,9 +77,16 @@ def test_train_registers_into_a_remote_tracking_server(tmp_path, mlflow_server):
         registry={"tracking_uri": mlflow_server},
         training={"lightgbm": {"n_estimators": 150}},
     )
+    import mlflow
+
     from training.pipeline import train
 
-    result = train(tmp_path / "data", settings)
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        result = train(tmp_path / "data", settings)
+    finally:  # the server stops after this test: leave no process-wide pointer to it
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     client = MlflowClient(mlflow_server)
     champion = client.get_model_version_by_alias(settings.registry.model_name, "champion")
     assert str(champion.version) == result.model_version

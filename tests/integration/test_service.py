@@ -217,8 +217,10 @@ def test_every_prediction_is_logged_without_personal_data(service, known_ids, tr
         if len(log) >= before + 3:
             break
         time.sleep(0.2)
-    recent = log.tail(3)
-    assert list(recent["customer_id"]) == known_ids[:3]
+    # Other processes (a Bento served in another test) may write to the same home.
+    recent = log[log["customer_id"].isin(known_ids[:3])].tail(3)
+    assert sorted(recent["customer_id"]) == sorted(known_ids[:3])
+    assert recent["request_id"].nunique() == 1
     assert (recent["model_version"] == "1").all() and (
         recent["features_as_of"] == "2025-12-31"
     ).all()
@@ -248,13 +250,11 @@ def test_no_request_produced_a_server_error(service):
 
 
 def test_http_drivers_are_the_models_shap_values(service, known_ids, trained):
-    import mlflow
-
     from features.store import FeatureStore
+    from serving.state import load_champion
 
     settings, _ = trained
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    bundle = mlflow.pyfunc.load_model("models:/npsrisk@champion").unwrap_python_model()
+    bundle = load_champion(settings).bundle
     store = FeatureStore.open(settings.home_path)
     row = store.frame[store.frame["customer_id"] == known_ids[0]]
     contributions = bundle.contributions(bundle.encoder.transform(row), "churn")[0, :-1]

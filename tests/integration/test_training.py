@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.build import FeaturePlan, build_features
 from training.snapshots import active_customers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,7 +34,7 @@ def recent(trained, champion, demo_tables):
     bundle = champion.unwrap_python_model()
     as_of = pd.Timestamp(max(bundle.info["validation_window"]))
     pairs = pd.DataFrame({"customer_id": active_customers(demo_tables, as_of), "as_of": as_of})
-    return build_features(demo_tables, pairs, FeaturePlan.from_dict(bundle.plan))
+    return bundle.features_for(demo_tables, pairs)
 
 
 def test_first_run_registers_a_champion_with_lineage(trained, client):
@@ -146,10 +145,8 @@ def test_changing_the_customer_id_changes_nothing(champion, demo_tables, recent)
     }
     tables = ValidatedTables(frames, {}, demo_tables.report)
     pairs = recent[["customer_id", "as_of"]].head(200)
-    features = build_features(
-        tables,
-        pairs.assign(customer_id=pairs["customer_id"].map(renamed)),
-        FeaturePlan.from_dict(bundle.plan),
+    features = bundle.features_for(
+        tables, pairs.assign(customer_id=pairs["customer_id"].map(renamed))
     )
     original = bundle.predict_frame(recent.head(200))
     pd.testing.assert_frame_equal(bundle.predict_frame(features), original)

@@ -1,0 +1,385 @@
+"""Batch scoring with drivers: rows/s against LightGBM's own floor, and peak memory at 1M rows.
+
+    uv run python benchmarks/batch_scoring.py
+    uv run python benchmarks/batch_scoring.py --customers 100000 --scale-to 1000000
+    uv run python benchmarks/batch_scoring.py --data /tmp/demo-100k --home /tmp/home-100k
+
+Builds (or reuses, with ``--data``) a demo company, trains a champion (or reuses the one in
+``--home``; training uses ``training.max_snapshots`` = ``--max-snapshots`` to keep it short),
+scores the customers' texts with the champion's text model when its plan has text features (as
+``score_customers`` does), builds the feature frame of every customer active at the data's last
+date once, then times in
+this process, on those same rows:
+
+(a) ``serving.batch.predictions_frame``: encode, scores, SHAP drivers (top ``--top-k`` per
+    target, with descriptions) and the output columns, as ``npsrisk score`` runs it;
+(b) the floor: LightGBM's ``pred_contrib`` of the churn booster and of the NPS regressor plus
+    the NPS classifier's ``predict`` on the already-encoded matrix (the model work (a) needs;
+    LightGBM's default threads, as the batch path uses);
+
+and prints their ratio (goal: within 1.5x of the floor). With the ratio above ``--profile-above``
+it profiles (a) with cProfile and prints where the time goes. Then (c): the feature rows are
+replicated to ``--scale-to`` rows (new customer ids) and scored in chunks of
+``serving.batch.CHUNK_ROWS`` into a Parquet file with ``pyarrow.parquet.ParquetWriter``, as
+``score_customers`` does, reporting peak RSS and wall time. Features are replicated rather than
+rebuilt per chunk, so (c) measures the scorer, not the feature build, and not the raw tables a
+real 1M-customer export would hold in memory (their size at ``--customers`` is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import pstats
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mib() -> float:
+    """Current resident set size in MiB (psutil if installed, else /proc)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:
+        current = _status_mib("VmRSS")
+        return peak_rss_mib() if current is None else current
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS since the last ``reset_peak`` (Linux VmHWM), else since the start."""
+    peak = _status_mib("VmHWM")
+    if peak is None:  # not Linux: ru_maxrss, KiB on Linux but bytes on macOS
+        scale = 2**20 if sys.platform == "darwin" else 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    return peak
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def frame_mib(frames) -> float:
+    return sum(f.memory_usage(deep=True).sum() for f in frames) / 2**20
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+
+def timed(step: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = step()
+    return time.perf_counter() - start, result
+
+
+def best_of(step: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Best wall time of ``repeats`` runs (after the caller's warm-up) and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        result = None
+        gc.collect()
+        seconds, result = timed(step)
+        best = min(best, seconds)
+    return best, result
+
+
+def ensure_data(path: Path, customers: int, seed: int) -> None:
+    from demo.generator import DemoConfig, generate_demo, write_demo
+
+    if (path / "customers.parquet").is_file():
+        print(f"  reusing demo data in {path}")
+        return
+    cfg = DemoConfig(customers=customers, seed=seed)
+    seconds, data = timed(lambda: generate_demo(cfg))
+    write_demo(data, path, cfg)
+    print(f"  demo data: {customers:,} customers, seed {seed}, in {path} ({seconds:.0f} s)")
+
+
+def ensure_champion(data: Path, home: Path, max_snapshots: int):
+    from demo.generator import find_ground_truth
+    from npsrisk.settings import load_settings
+    from serving.state import NotReadyError, load_champion
+    from training.pipeline import train
+
+    settings = load_settings(home=home, training={"max_snapshots": max_snapshots})
+    try:
+        champion = load_champion(settings)
+        print(f"  reusing champion v{champion.card.version} in {home}")
+        return settings, champion
+    except NotReadyError:
+        pass
+    print(
+        f"  training a champion with training.max_snapshots={max_snapshots} "
+        "(the default is 24; fewer keeps this benchmark short), other settings default"
+    )
+    seconds, result = timed(lambda: train(data, settings, truth_path=find_ground_truth(data)))
+    print(f"  trained model v{result.model_version} ({seconds:.0f} s)")
+    return settings, load_champion(settings)
+
+
+# --- the floor ------------------------------------------------------------------------------
+
+
+def floor_scores(bundle, X: np.ndarray) -> None:
+    """LightGBM's own work for explained scores: what ``bundle.score(explain=True)`` calls."""
+    if bundle.churn is not None:
+        bundle.churn.booster_.predict(X, pred_contrib=True)
+    if bundle.nps is not None:
+        bundle.nps.regressor_.predict(X, pred_contrib=True)
+        bundle.nps.classifier_.predict(X)
+
+
+def replicated_chunk(features: pd.DataFrame, start: int, size: int) -> pd.DataFrame:
+    """Rows ``start .. start+size`` of the base rows repeated endlessly, with new ids."""
+    take = np.arange(start, start + size) % len(features)
+    chunk = features.iloc[take].reset_index(drop=True)
+    chunk["customer_id"] = [f"X-{i:08d}" for i in range(start, start + size)]
+    return chunk
+
+
+def profile(step: Callable[[], object], top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    step()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    out.write("\n--- by cumulative time ---\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    text = out.getvalue()
+    # Keep the tables, drop pstats' preamble lines about the file.
+    return "\n".join(line for line in text.splitlines() if line.strip())
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scale-to", type=int, default=1_000_000, help="rows for (c); 0 skips")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="demo data folder to reuse (built there if empty)"
+    )
+    parser.add_argument(
+        "--home", type=Path, default=None, help="home with a champion to reuse (trained if none)"
+    )
+    parser.add_argument("--max-snapshots", type=int, default=6)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="rounds for (a) and (b); each step's best counts"
+    )
+    parser.add_argument("--profile-above", type=float, default=1.5, help="profile if ratio > this")
+    parser.add_argument("--profile-rows", type=int, default=20_000)
+    parser.add_argument("--profile", action="store_true", help="profile whatever the ratio")
+    args = parser.parse_args(argv)
+
+    from features.build import FeaturePlan, attach_text_signals, build_features
+    from features.loading import load_tables
+    from features.validation import validate_tables
+    from serving.batch import CHUNK_ROWS, COLUMNS, predictions_frame
+    from serving.predictions import predict_rows
+    from training.snapshots import active_customers, data_window
+
+    scratch = Path(tempfile.mkdtemp(prefix="npsrisk-batch-"))
+    try:
+        try:
+            import psutil
+
+            memory_tool = f"psutil {psutil.__version__} (current) + /proc VmHWM (peak)"
+        except ImportError:
+            memory_tool = "/proc VmRSS/VmHWM (psutil not installed)"
+        print(
+            f"npsrisk batch scoring benchmark  (python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; memory: {memory_tool})"
+        )
+        data = (args.data or scratch / "data").resolve()
+        home = (args.home or scratch / "home").resolve()
+        ensure_data(data, args.customers, args.seed)
+        settings, champion = ensure_champion(data, home, args.max_snapshots)
+        bundle, card, tiers = champion.bundle, champion.card, settings.serving.risk_tiers
+
+        tables = validate_tables(load_tables(data))
+        tables_mib = frame_mib(tables.frames.values())
+        customers = len(tables["customers"])
+        as_of = data_window(tables)[1]
+        plan = FeaturePlan.from_dict(bundle.plan)
+        ids = active_customers(tables, as_of)
+        pairs = pd.DataFrame({"customer_id": ids, "as_of": as_of})
+        text = getattr(bundle, "text", None)
+        if plan.text_themes and text is not None:  # as score_customers does, once per run
+            seconds, _ = timed(lambda: attach_text_signals(tables, text))
+            print(
+                f"  scored customer texts with the champion's text model: {seconds:.1f} s "
+                f"(once per batch run; not part of the timings below)"
+            )
+        seconds, features = timed(lambda: build_features(tables, pairs, plan))
+        n = len(features)
+        print(
+            f"  features of {n:,} active customers as of {as_of.date()}: {seconds:.1f} s "
+            f"(not part of the timings below); raw tables of {customers:,} customers in "
+            f"memory: {tables_mib:,.0f} MiB"
+        )
+        trees = {
+            name: b.num_trees()
+            for name, b in (
+                ("churn", bundle.churn.booster_ if bundle.churn else None),
+                ("nps_reg", bundle.nps.regressor_ if bundle.nps else None),
+                ("nps_cls", bundle.nps.classifier_ if bundle.nps else None),
+            )
+            if b is not None
+        }
+        print(f"  model v{card.version}: {len(bundle.features)} features, trees {trees}")
+        as_of_text = str(as_of.date())
+
+        def batch() -> pd.DataFrame:
+            return predictions_frame(bundle, features, card, as_of_text, True, args.top_k, tiers)
+
+        X = bundle.encoder.transform(features)
+        columns = {c: features[c].to_numpy() for c in features.columns}
+
+        def value_of(row: int, feature: str):
+            return columns[feature][row] if feature in columns else None
+
+        ids_list = features["customer_id"].tolist()
+        steps: dict[str, Callable[[], object]] = {
+            "floor: pred_contrib x2 + classifier": lambda: floor_scores(bundle, X),
+            "encoder.transform": lambda: bundle.encoder.transform(features),
+            "bundle.score(explain=True)": lambda: bundle.score(X, explain=True),
+            "predict_rows (score + drivers)": lambda: predict_rows(
+                bundle, X, ids_list, value_of, True, args.top_k, tiers
+            ),
+            "predictions_frame (the batch path)": batch,
+        }
+        warm = features.iloc[:2000].reset_index(drop=True)  # warm-up: caches, OpenMP pool
+        predictions_frame(bundle, warm, card, as_of_text, True, args.top_k, tiers)
+        floor_scores(bundle, X[:2000])
+        print()
+        print(f"(a)/(b) {n:,} rows, best of {args.repeats} interleaved rounds, in this process")
+        header = f"{'step':<40} {'seconds':>9} {'rows/s':>12} {'x floor':>8}"
+        print(header)
+        print("-" * len(header))
+        # Rounds interleave the steps, so a burst of load from elsewhere on the machine hits
+        # every step alike; each step's time is its best round.
+        results = {name: float("inf") for name in steps}
+        for _ in range(args.repeats):
+            for name, step in steps.items():
+                results[name] = min(results[name], best_of(step, 1)[0])
+        floor = results["floor: pred_contrib x2 + classifier"]
+        for name, seconds in results.items():
+            print(f"{name:<40} {seconds:>9.2f} {n / seconds:>12,.0f} {seconds / floor:>7.1f}x")
+        total = results["predictions_frame (the batch path)"]
+        ratio = total / floor
+        rest = total - results["predict_rows (score + drivers)"] - results["encoder.transform"]
+        drivers = results["predict_rows (score + drivers)"] - results["bundle.score(explain=True)"]
+        print(
+            f"  of which: encode {results['encoder.transform']:.2f} s, "
+            f"score {results['bundle.score(explain=True)']:.2f} s, "
+            f"per-row dicts + drivers {drivers:.2f} s, frame + JSON columns {rest:.2f} s"
+        )
+        goal = "MET" if ratio <= 1.5 else "MISSED"
+        print(f"ratio predictions_frame / floor = {ratio:.2f}x (goal <= 1.5x: {goal})")
+        frame = batch()
+        assert list(frame.columns) == list(COLUMNS) and len(frame) == n
+        del frame
+
+        if args.profile or ratio > args.profile_above:
+            rows = min(args.profile_rows, n)
+            part = features.iloc[:rows].reset_index(drop=True)
+            print()
+            print(f"cProfile of predictions_frame on {rows:,} rows (ratio {ratio:.1f}x):")
+            print(
+                profile(
+                    lambda: predictions_frame(
+                        bundle, part, card, as_of_text, True, args.top_k, tiers
+                    ),
+                    22,
+                )
+            )
+
+        if args.scale_to > 0:
+            print()
+            print(
+                f"(c) {args.scale_to:,} rows (the {n:,} feature rows repeated, new ids), chunks "
+                f"of {CHUNK_ROWS:,} as score_customers, to Parquet via ParquetWriter"
+            )
+            out = scratch / "scores.parquet"
+            gc.collect()
+            exact_peak = reset_peak()
+            before = rss_mib()
+            samples: list[tuple[int, float]] = []
+            writer = None
+            start = time.perf_counter()
+            try:
+                for first in range(0, args.scale_to, CHUNK_ROWS):
+                    size = min(CHUNK_ROWS, args.scale_to - first)
+                    chunk = replicated_chunk(features, first, size)
+                    frame = predictions_frame(
+                        bundle, chunk, card, as_of_text, True, args.top_k, tiers
+                    )
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(out, table.schema)
+                    writer.write_table(table)
+                    del chunk, frame, table
+                    samples.append((first + size, rss_mib()))
+            finally:
+                if writer is not None:
+                    writer.close()
+            wall = time.perf_counter() - start
+            peak = peak_rss_mib()
+            written = pq.ParquetFile(out).metadata.num_rows
+            assert written == args.scale_to, written
+            print(
+                f"  wall {wall:.1f} s = {args.scale_to / wall:,.0f} rows/s; "
+                f"file {out.stat().st_size / 2**20:,.0f} MiB, {written:,} rows"
+            )
+            print(
+                f"  RSS before {before:,.0f} MiB (holds the {tables_mib:,.0f} MiB raw tables of "
+                f"{customers:,} customers, the {n:,} base rows, the model); peak during "
+                f"{peak:,.0f} MiB{'' if exact_peak else ' (process lifetime peak)'}: "
+                f"+{peak - before:,.0f} MiB for scoring"
+            )
+            picks = sorted({0, 1, len(samples) // 2, len(samples) - 1})
+            print(
+                "  RSS after chunk: "
+                + ", ".join(f"{samples[i][0]:,} rows {samples[i][1]:,.0f} MiB" for i in picks)
+            )
+        return 0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
