@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,6 +22,11 @@ from demo import phrases
 from demo.corruption import inject_bad_rows
 
 Progress = Callable[[str], None]
+
+TABLES_WRITTEN = ("customers", "usage", "tickets", "chats", "nps_responses", "churn")
+TRUTH_DIR = "ground_truth"  # beside the tables, never a contract table itself
+CUSTOMER_TRUTH = "customer_truth.parquet"
+TEXT_TRUTH = "text_truth.parquet"
 
 TIERS = np.array(["starter", "pro", "enterprise"], dtype=object)
 REGIONS = np.array(["na", "emea", "apac", "latam"], dtype=object)
@@ -56,6 +61,10 @@ class DemoConfig:
     oracle_paths: int = 32
     horizon_days: int = 90
     metrics: tuple[str, ...] = ("logins", "active_users", "reports_created", "api_calls")
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.customers // BLOCK_CUSTOMERS)
 
     @property
     def end(self) -> pd.Timestamp:
@@ -219,10 +228,9 @@ def _simulate_world(cfg: DemoConfig, rng: np.random.Generator, customers: pd.Dat
     )
 
 
-def _make_customers(cfg: DemoConfig, rng: np.random.Generator) -> pd.DataFrame:
-    n = cfg.customers
-    width = max(6, len(str(n)))
-    ids = np.array([f"C-{i:0{width}d}" for i in range(1, n + 1)], dtype=object)
+def _make_customers(cfg: DemoConfig, rng: np.random.Generator, n: int, first: int) -> pd.DataFrame:
+    width = max(6, len(str(cfg.customers)))
+    ids = np.array([f"C-{i:0{width}d}" for i in range(first + 1, first + n + 1)], dtype=object)
     tier = TIERS[rng.choice(3, n, p=[0.55, 0.33, 0.12])]
     seats_mu = np.select([tier == "starter", tier == "pro"], [np.log(5), np.log(25)], np.log(150))
     seats = np.ceil(rng.lognormal(seats_mu, 0.6)).astype(int)
@@ -418,7 +426,7 @@ def _themes_for(
     return np.where(shopping & (rng.random(len(pain)) < 0.5), "competitors", theme).astype(object)
 
 
-def _make_tickets(cfg, world, rng, ids, pools):
+def _make_tickets(cfg, world, rng, ids, pools, first_id=0):
     health = world.health
     active = world.active()
     rate = 0.05 * world.seats[:, None] ** 0.3 * np.exp(-0.8 * health)
@@ -481,7 +489,7 @@ def _make_tickets(cfg, world, rng, ids, pools):
     order = np.argsort(created, kind="stable")
     tickets = pd.DataFrame(
         {
-            "ticket_id": [f"T-{k:08d}" for k in range(1, m + 1)],
+            "ticket_id": [f"T-{k:08d}" for k in range(first_id + 1, first_id + m + 1)],
             "customer_id": pd.Categorical.from_codes(cust[order], categories=ids.categories),
             "created_at": created[order],
             "resolved_at": resolved[order],
@@ -504,7 +512,7 @@ def _make_tickets(cfg, world, rng, ids, pools):
     return tickets, truth
 
 
-def _make_chats(cfg, world, rng, ids, pools, emails):
+def _make_chats(cfg, world, rng, ids, pools, emails, first_id=0):
     health = world.health
     active = world.active()
     rate = 0.07 * world.seats[:, None] ** 0.2 * np.exp(-0.5 * health) + 0.04 * world.shopping
@@ -521,7 +529,9 @@ def _make_chats(cfg, world, rng, ids, pools, emails):
     cust, week, h, start = cust[order], week[order], h[order], start[order]
     tones = _tones(h, rng)
     theme = _themes_for(world.pain[cust], tones, world.shopping[cust, week], rng)
-    conv_ids = np.array([f"CH-{k:08d}" for k in range(1, c + 1)], dtype=object)
+    conv_ids = np.array(
+        [f"CH-{k:08d}" for k in range(first_id + 1, first_id + c + 1)], dtype=object
+    )
 
     n_msgs = 2 + np.minimum(rng.poisson(1.5, c), 6)
     bot_first = rng.random(c) < 0.4
@@ -633,7 +643,7 @@ def _nps_comment(scores, h, cust, week, world, rng, pools):
     return text, themes_truth, sentiment
 
 
-def _make_nps(cfg, world, rng, ids, pools, tickets):
+def _make_nps(cfg, world, rng, ids, pools, tickets, first_id=0):
     active = world.active()
     w = np.arange(world.weeks)[None, :]
     age = w - world.signup_week[:, None]
@@ -696,7 +706,9 @@ def _make_nps(cfg, world, rng, ids, pools, tickets):
 
     text, themes_truth, sentiment = _nps_comment(scores, h, cust, week, world, rng, pools)
     has_comment = rng.random(len(scores)) < 0.65
-    response_ids = np.array([f"R-{k:07d}" for k in range(1, len(scores) + 1)], dtype=object)
+    response_ids = np.array(
+        [f"R-{k:07d}" for k in range(first_id + 1, first_id + len(scores) + 1)], dtype=object
+    )
     nps = pd.DataFrame(
         {
             "response_id": response_ids,
@@ -777,27 +789,68 @@ def _oracle(
     return pd.concat(out, ignore_index=True)
 
 
-def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData:
-    """Simulate the company and return its tables and ground truth (nothing is written)."""
-    say = progress or (lambda _msg: None)
-    rng = np.random.default_rng(cfg.seed)
+BLOCK_CUSTOMERS = 100_000  # customers simulated at once: bounds memory for any company size
+
+
+@dataclass
+class _Numbering:
+    """Running counters, so ids stay unique and dense across blocks."""
+
+    customer: int = 0
+    ticket: int = 0
+    conversation: int = 0
+    response: int = 0
+
+
+def _rng(seed: int, block: int) -> np.random.Generator:
+    # Block 0 keeps the plain seed, so a company of one block is what it always was.
+    return np.random.default_rng(seed if block == 0 else [seed, block])
+
+
+def _drift_manifest(cfg: DemoConfig, world: _World) -> dict | None:
+    if not cfg.drift_event:
+        return None
+    lo, hi = world.drift_weeks
+    return {
+        "segment": {cfg.drift_segment[0]: cfg.drift_segment[1]},
+        "start": str(pd.Timestamp(world.week_start[lo]).date()),
+        "end": str(pd.Timestamp(world.week_start[hi - 1] + np.timedelta64(7, "D")).date()),
+        "health_shock": DRIFT_HEALTH_SHOCK,
+        "ticket_multiplier": DRIFT_TICKET_MULTIPLIER,
+        "theme": "reliability_performance",
+    }
+
+
+def _generate_block(
+    cfg: DemoConfig, block: int, n: int, numbering: _Numbering, pools, say: Progress
+) -> DemoData:
+    rng = _rng(cfg.seed, block)
     say("customers")
-    customers = _make_customers(cfg, rng)
+    customers = _make_customers(cfg, rng, n, numbering.customer)
     # Categories in row order, so a category code is the customer's row index.
     ids = pd.Categorical(customers["customer_id"], categories=customers["customer_id"])
     say("latent health and churn")
     world = _simulate_world(cfg, rng, customers)
-    pools = phrases.build_pools(np.random.default_rng(cfg.seed + 1))
     say("usage")
     usage = _make_usage(cfg, world, rng, ids)
     say("tickets")
-    tickets, ticket_truth = _make_tickets(cfg, world, rng, ids, pools)
+    tickets, ticket_truth = _make_tickets(cfg, world, rng, ids, pools, numbering.ticket)
     say("chats")
     chats, chat_truth = _make_chats(
-        cfg, world, rng, ids, pools, customers["contact_email"].to_numpy()
+        cfg,
+        world,
+        rng,
+        ids,
+        pools,
+        customers["contact_email"].to_numpy(),
+        numbering.conversation,
     )
     say("nps responses")
-    nps, nps_truth = _make_nps(cfg, world, rng, ids, pools, tickets)
+    nps, nps_truth = _make_nps(cfg, world, rng, ids, pools, tickets, numbering.response)
+    numbering.customer += n
+    numbering.ticket += len(tickets)
+    numbering.conversation += chats["conversation_id"].nunique()
+    numbering.response += len(nps)
     churned = ~np.isnat(world.churned_at)
     churn = pd.DataFrame(
         {
@@ -806,7 +859,7 @@ def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData
         }
     )
     say("ground truth (Monte Carlo oracle)")
-    truth = _oracle(cfg, world, customers, np.random.default_rng(cfg.seed + 2))
+    truth = _oracle(cfg, world, customers, _rng(cfg.seed + 2, block))
     # The last simulated week runs past the export date: nothing dated after it exists yet.
     end = cfg.end.to_datetime64()
     usage = usage[usage["timestamp"].to_numpy() < end].reset_index(drop=True)
@@ -821,21 +874,10 @@ def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData
         "nps_responses": nps,
         "churn": churn,
     }
-    drift = None
-    if cfg.drift_event:
-        lo, hi = world.drift_weeks
-        drift = {
-            "segment": {cfg.drift_segment[0]: cfg.drift_segment[1]},
-            "start": str(pd.Timestamp(world.week_start[lo]).date()),
-            "end": str(pd.Timestamp(world.week_start[hi - 1] + np.timedelta64(7, "D")).date()),
-            "health_shock": DRIFT_HEALTH_SHOCK,
-            "ticket_multiplier": DRIFT_TICKET_MULTIPLIER,
-            "theme": "reliability_performance",
-        }
     manifest = {
         "config": {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()},
         "data_end": str(cfg.end.date()),
-        "drift_event": drift,
+        "drift_event": _drift_manifest(cfg, world),
         "rows": {name: len(frame) for name, frame in tables.items()},
         "personal_data_columns": ["company_name", "contact_name", "contact_email", "contact_phone"],
     }
@@ -843,69 +885,170 @@ def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData
     return DemoData(tables, truth, text_truth, manifest)
 
 
+def iter_demo_blocks(cfg: DemoConfig, progress: Progress | None = None) -> Iterator[DemoData]:
+    """The company in blocks of up to BLOCK_CUSTOMERS customers, each simulated on its own."""
+    say = progress or (lambda _msg: None)
+    pools = phrases.build_pools(np.random.default_rng(cfg.seed + 1))
+    numbering = _Numbering()
+    for block, first in enumerate(range(0, cfg.customers, BLOCK_CUSTOMERS)):
+        n = min(BLOCK_CUSTOMERS, cfg.customers - first)
+        yield _generate_block(cfg, block, n, numbering, pools, say)
+
+
+def generate_demo(cfg: DemoConfig, progress: Progress | None = None) -> DemoData:
+    """Simulate the company and return its tables and ground truth (nothing is written)."""
+    blocks = list(iter_demo_blocks(cfg, progress))
+    if len(blocks) == 1:
+        return blocks[0]
+    first = blocks[0]
+    tables = {
+        name: pd.concat([_plain_ids(b.tables[name]) for b in blocks], ignore_index=True)
+        for name in first.tables
+    }
+    manifest = {**first.manifest, "rows": {name: len(t) for name, t in tables.items()}}
+    return DemoData(
+        tables,
+        pd.concat([b.customer_truth for b in blocks], ignore_index=True),
+        pd.concat([b.text_truth for b in blocks], ignore_index=True),
+        manifest,
+    )
+
+
+def _plain_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """Block-local categoricals as plain strings, so blocks concatenate."""
+    if isinstance(frame["customer_id"].dtype, pd.CategoricalDtype):
+        frame = frame.assign(customer_id=frame["customer_id"].astype(object))
+    return frame
+
+
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
+    fields = []
     for col in frame.columns:
         if isinstance(frame[col].dtype, pd.CategoricalDtype):
             frame[col] = frame[col].astype(object)
-    return pa.Table.from_pandas(frame, preserve_index=False)
+        # Text columns are always strings, even when a block holds no value in them, so every
+        # block of a table has the same schema.
+        kind = pa.string() if frame[col].dtype == object else None
+        fields.append((col, kind))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = pa.schema(
+        [pa.field(name, kind or table.schema.field(name).type) for name, kind in fields]
+    )
+    return table.cast(schema)
+
+
+class _DemoWriter:
+    """Writes blocks of the company as they come: one file (or DuckDB table) per table."""
+
+    def __init__(self, out: Path, cfg: DemoConfig, say: Progress):
+        self.out, self.cfg, self.say = out, cfg, say
+        out.mkdir(parents=True, exist_ok=True)
+        (out / TRUTH_DIR).mkdir(exist_ok=True)
+        self.writers: dict[str, pq.ParquetWriter | pacsv.CSVWriter | None] = {}
+        self.schemas: dict[str, pa.Schema] = {}
+        self.rows: dict[str, int] = {}
+        self.injected: dict[str, dict[str, int]] = {}
+        self.manifest: dict = {}
+        self.blocks = 0
+        self.con = None
+        if cfg.file_format == "duckdb":
+            path = out / "npsrisk.duckdb"
+            path.unlink(missing_ok=True)
+            self.con = duckdb.connect(str(path))
+
+    def _append(self, name: str, table: pa.Table, path: Path | None) -> None:
+        """Append a block to table ``name``: a file at ``path``, or a DuckDB table (None)."""
+        first = name not in self.schemas
+        if first:
+            self.schemas[name] = table.schema
+        else:
+            table = table.cast(self.schemas[name])
+        if path is None:
+            self.con.register("block_view", table)
+            if first:
+                self.con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM block_view')
+            else:
+                self.con.execute(f'INSERT INTO "{name}" SELECT * FROM block_view')
+            self.con.unregister("block_view")
+            return
+        if first:
+            self.writers[name] = (
+                pq.ParquetWriter(path, table.schema)
+                if path.suffix == ".parquet"
+                else pacsv.CSVWriter(path, table.schema)
+            )
+        self.writers[name].write_table(table)
+
+    def add(self, data: DemoData) -> None:
+        tables = data.tables
+        if self.cfg.bad_rows > 0:
+            self.say("injecting contract-breaking rows")
+            tables, injected = inject_bad_rows(
+                tables, self.cfg.bad_rows, _rng(self.cfg.seed + 3, self.blocks)
+            )
+            for name, counts in injected.items():
+                mine = self.injected.setdefault(name, {})
+                for reason, n in counts.items():
+                    mine[reason] = mine.get(reason, 0) + n
+        fmt = self.cfg.file_format
+        for name, frame in tables.items():
+            self.say(f"writing {name}")
+            path = None if fmt == "duckdb" else self.out / f"{name}.{fmt}"
+            self._append(name, _to_arrow(frame), path)
+            self.rows[name] = self.rows.get(name, 0) + len(frame)
+        truth = self.out / TRUTH_DIR
+        self._append("customer_truth", _to_arrow(data.customer_truth), truth / CUSTOMER_TRUTH)
+        self._append("text_truth", _to_arrow(data.text_truth), truth / TEXT_TRUTH)
+        self.manifest = self.manifest or dict(data.manifest)
+        self.blocks += 1
+
+    def close(self) -> dict:
+        for writer in self.writers.values():
+            writer.close()
+        if self.con is not None:
+            self.con.close()
+        manifest = {**self.manifest, "rows": dict(self.rows), "blocks": self.blocks}
+        if self.cfg.bad_rows > 0:
+            manifest["injected_bad_rows"] = self.injected
+        (self.out / TRUTH_DIR / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, default=str)
+        )
+        return manifest
+
+
+def _written(out: Path, cfg: DemoConfig) -> dict[str, Path]:
+    if cfg.file_format == "duckdb":
+        written = {name: out / "npsrisk.duckdb" for name in TABLES_WRITTEN}
+    else:
+        written = {name: out / f"{name}.{cfg.file_format}" for name in TABLES_WRITTEN}
+    return {**written, "ground_truth": out / TRUTH_DIR}
 
 
 def write_demo(
     data: DemoData, out: Path, cfg: DemoConfig, progress: Progress | None = None
 ) -> dict[str, Path]:
-    """Write the tables in the chosen format and the ground truth beside them."""
+    """Write generated tables in the chosen format and the ground truth beside them."""
+    writer = _DemoWriter(out, cfg, progress or (lambda _msg: None))
+    writer.add(data)
+    data.manifest = writer.close()
+    return _written(out, cfg)
+
+
+def make_demo(cfg: DemoConfig, out: Path, progress: Progress | None = None) -> dict:
+    """Generate and write the company block by block (any size fits in memory); the manifest."""
     say = progress or (lambda _msg: None)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = data.tables
-    if cfg.bad_rows > 0:
-        say("injecting contract-breaking rows")
-        tables, injected = inject_bad_rows(
-            tables, cfg.bad_rows, np.random.default_rng(cfg.seed + 3)
-        )
-        data.manifest["injected_bad_rows"] = injected
-    written: dict[str, Path] = {}
-    if cfg.file_format == "duckdb":
-        path = out / "npsrisk.duckdb"
-        path.unlink(missing_ok=True)
-        con = duckdb.connect(str(path))
-        try:
-            for name, frame in tables.items():
-                say(f"writing {name}")
-                con.register("frame_view", _to_arrow(frame))
-                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame_view')
-                con.unregister("frame_view")
-        finally:
-            con.close()
-        written = {name: path for name in tables}
-    else:
-        for name, frame in tables.items():
-            say(f"writing {name}")
-            table = _to_arrow(frame)
-            path = out / f"{name}.{cfg.file_format}"
-            if cfg.file_format == "parquet":
-                pq.write_table(table, path)
-            else:
-                pacsv.write_csv(table, path)
-            written[name] = path
-    truth_dir = out / TRUTH_DIR
-    truth_dir.mkdir(exist_ok=True)
-    data.customer_truth.to_parquet(truth_dir / CUSTOMER_TRUTH, index=False)
-    data.text_truth.to_parquet(truth_dir / "text_truth.parquet", index=False)
-    (truth_dir / "manifest.json").write_text(json.dumps(data.manifest, indent=2, default=str))
-    written["ground_truth"] = truth_dir
-    return written
-
-
-TRUTH_DIR = "ground_truth"
-CUSTOMER_TRUTH = "customer_truth.parquet"
+    writer = _DemoWriter(out, cfg, say)
+    for block in iter_demo_blocks(cfg, say):
+        writer.add(block)
+    return writer.close()
 
 
 def find_text_truth(data_path: Path) -> Path | None:
     """The demo generator's per-text themes and sentiment beside a data folder, if any."""
     data_path = Path(data_path)
     folder = data_path if data_path.is_dir() else data_path.parent
-    candidate = folder / TRUTH_DIR / "text_truth.parquet"
+    candidate = folder / TRUTH_DIR / TEXT_TRUTH
     return candidate if candidate.is_file() else None
 
 

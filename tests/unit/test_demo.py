@@ -98,3 +98,21 @@ def test_personal_data_columns_exist_and_free_text_sometimes_carries_it(demo_dat
     assert customers["contact_email"].str.contains("@").all()
     chats = demo_data.tables["chats"]
     assert chats["text"].str.contains("@", regex=False).sum() > 0
+
+
+def test_a_large_company_is_made_in_blocks_with_unique_ids(tmp_path, monkeypatch):
+    import demo.generator as generator
+
+    monkeypatch.setattr(generator, "BLOCK_CUSTOMERS", 70)
+    cfg = DemoConfig(customers=160, seed=8)
+    in_memory = generate_demo(cfg)
+    manifest = generator.make_demo(cfg, tmp_path / "out")
+    assert manifest["blocks"] == 3
+    tables = validate_tables(load_tables(tmp_path / "out"))
+    assert tables.report.rows_set_aside == 0  # ids unique across blocks, keys all known
+    assert tables["customers"]["customer_id"].is_unique and len(tables["customers"]) == 160
+    assert tables["tickets"]["ticket_id"].is_unique
+    for name, frame in in_memory.tables.items():
+        assert len(tables[name]) == len(frame) == manifest["rows"][name]
+    truth = pd.read_parquet(tmp_path / "out" / "ground_truth" / "customer_truth.parquet")
+    assert set(truth["customer_id"]) <= set(tables["customers"]["customer_id"])
