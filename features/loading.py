@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 
 from features.contract import REQUIRED_TABLES, TABLES
 
@@ -56,13 +59,25 @@ def _frame_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+CUSTOMER_KEY = "customer_id"
+
+
+def _physical(names: list[str], wanted: str) -> str | None:
+    """The column as the file spells it (contract names are matched case-insensitively)."""
+    return next((n for n in names if str(n).strip().lower() == wanted), None)
+
+
+def _id_filter(column: str, customer_ids: Collection[str]) -> ds.Expression:
+    key = pc.utf8_trim_whitespace(pc.field(column).cast(pa.string()))
+    return pc.is_in(key, value_set=pa.array(sorted(customer_ids), type=pa.string()))
+
+
+def _csv_format(path: Path) -> ds.CsvFileFormat:
     # Every value is read as text so that validation, not the reader, decides what is
     # unparsable: a bad date must be set aside with its reason, not turned into NaN.
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
-    table = pacsv.read_csv(
-        path,
+    return ds.CsvFileFormat(
         read_options=pacsv.ReadOptions(encoding="utf8"),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
@@ -70,10 +85,27 @@ def _read_csv(path: Path) -> pd.DataFrame:
             strings_can_be_null=True,
         ),
     )
-    return table.to_pandas()
 
 
-def _read_folder(folder: Path) -> RawTables:
+def _read_file(
+    path: Path, customer_ids: Collection[str] | None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """One table file, optionally only some customers' rows (filtered while scanning, so a
+    slice of a large file never needs the whole file in memory) or only some columns."""
+    fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
+    dataset = ds.dataset(path, format=fmt)
+    names = dataset.schema.names
+    wanted = None if columns is None else [n for c in columns if (n := _physical(names, c))]
+    key = _physical(names, CUSTOMER_KEY)
+    expression = _id_filter(key, customer_ids) if customer_ids is not None and key else None
+    return dataset.to_table(columns=wanted, filter=expression).to_pandas()
+
+
+def _read_folder(
+    folder: Path,
+    tables: Collection[str] | None,
+    customer_ids: Collection[str] | None,
+) -> RawTables:
     frames: dict[str, pd.DataFrame] = {}
     origins: dict[str, str] = {}
     hashes: dict[str, str] = {}
@@ -86,22 +118,30 @@ def _read_folder(folder: Path) -> RawTables:
         if stem not in TABLES:
             ignored.append(path.name)
             continue
-        if stem in frames:
+        if stem in origins:
             raise DataSourceError(
                 f"Table '{stem}' is present twice in {folder} ({origins[stem]} and "
                 f"{path.name}); keep one file per table."
             )
+        origins[stem] = path.name
+        if tables is not None and stem not in tables:
+            continue
         try:
-            frame = pd.read_parquet(path) if suffix == ".parquet" else _read_csv(path)
+            frame = _read_file(path, customer_ids)
         except Exception as exc:
             raise DataSourceError(f"Could not read {path}: {exc}") from None
         frames[stem] = _normalise_columns(frame)
-        origins[stem] = path.name
-        hashes[stem] = _file_hash(path)
+        if customer_ids is None:  # the lineage hash is of the whole file
+            hashes[stem] = _file_hash(path)
+    origins = {k: v for k, v in origins.items() if k in frames}
     return RawTables(folder, "folder", frames, origins, hashes, ignored)
 
 
-def _read_duckdb(path: Path) -> RawTables:
+def _read_duckdb(
+    path: Path,
+    tables: Collection[str] | None,
+    customer_ids: Collection[str] | None,
+) -> RawTables:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except Exception as exc:
@@ -111,33 +151,56 @@ def _read_duckdb(path: Path) -> RawTables:
     hashes: dict[str, str] = {}
     ignored: list[str] = []
     try:
+        if customer_ids is not None:
+            con.register("selected_ids", pa.table({"id": pa.array(sorted(customer_ids))}))
         names = [row[0] for row in con.execute("SHOW TABLES").fetchall()]
         for name in names:
             key = name.lower()
             if key not in TABLES:
                 ignored.append(name)
                 continue
-            frame = _normalise_columns(con.execute(f'SELECT * FROM "{name}"').df())
+            if tables is not None and key not in tables:
+                continue
+            columns = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
+            id_column = _physical(columns, CUSTOMER_KEY)
+            query = f'SELECT * FROM "{name}"'
+            if customer_ids is not None and id_column:
+                query += (
+                    f' WHERE trim(CAST("{id_column}" AS VARCHAR)) IN (SELECT id FROM selected_ids)'
+                )
+            frame = _normalise_columns(con.execute(query).df())
             frames[key] = frame
             origins[key] = f"{path.name}:{name}"
-            hashes[key] = _frame_hash(frame)
+            if customer_ids is None:
+                hashes[key] = _frame_hash(frame)
     finally:
         con.close()
     return RawTables(path, "duckdb", frames, origins, hashes, ignored)
 
 
-def load_tables(source: Path) -> RawTables:
-    """Read every contract table present at ``source`` (a folder or a DuckDB file)."""
+def load_tables(
+    source: Path,
+    tables: Collection[str] | None = None,
+    customer_ids: Collection[str] | None = None,
+) -> RawTables:
+    """Read the contract tables present at ``source`` (a folder or a DuckDB file).
+
+    ``tables`` limits which tables are read; ``customer_ids`` keeps only those customers'
+    rows of every table, filtered while reading (a slice of a large export, for scoring in
+    chunks). Content hashes (for lineage) are computed for whole reads only.
+    """
     source = Path(source).expanduser()
+    if tables is not None:
+        tables = set(tables) | set(REQUIRED_TABLES)
     if not source.exists():
         raise DataSourceError(
             f"{source} does not exist. Pass a folder of <table>.parquet/.csv files or a "
             "DuckDB file (see DATA_CONTRACT.md)."
         )
     if source.is_dir():
-        raw = _read_folder(source)
+        raw = _read_folder(source, tables, customer_ids)
     elif source.suffix.lower() in DUCKDB_SUFFIXES:
-        raw = _read_duckdb(source)
+        raw = _read_duckdb(source, tables, customer_ids)
     else:
         raise DataSourceError(
             f"{source} is neither a folder nor a DuckDB file ({', '.join(DUCKDB_SUFFIXES)})."
@@ -150,3 +213,44 @@ def load_tables(source: Path) -> RawTables:
             "required: add customers.parquet or customers.csv with customer_id and signup_date."
         )
     return raw
+
+
+def latest_date(source: Path) -> pd.Timestamp:
+    """The export's last date: the latest time in any event table, reading only time columns.
+
+    For a large export this is cheap where loading every table would not be.
+    """
+    from features.validation import to_utc_naive  # validation imports this module
+
+    source = Path(source).expanduser()
+    latest: list[pd.Timestamp] = []
+
+    def consider(values: pd.Series) -> None:
+        parsed = to_utc_naive(values.reset_index(drop=True)).dropna()
+        if len(parsed):
+            latest.append(parsed.max())
+
+    if source.is_dir():
+        for path in sorted(p for p in source.iterdir() if p.suffix.lower() in (".parquet", ".csv")):
+            spec = TABLES.get(path.stem.lower())
+            if spec is None or spec.name == "customers" or spec.time_column is None:
+                continue
+            frame = _read_file(path, None, [spec.time_column])
+            if frame.shape[1]:
+                consider(frame.iloc[:, 0])
+    else:
+        con = duckdb.connect(str(source), read_only=True)
+        try:
+            for (name,) in con.execute("SHOW TABLES").fetchall():
+                spec = TABLES.get(name.lower())
+                if spec is None or spec.name == "customers" or spec.time_column is None:
+                    continue
+                columns = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
+                column = _physical(columns, spec.time_column)
+                if column:
+                    consider(con.execute(f'SELECT "{column}" FROM "{name}"').df().iloc[:, 0])
+        finally:
+            con.close()
+    if not latest:
+        raise DataSourceError(f"{source} has no dated rows in any event table: pass --as-of.")
+    return pd.Timestamp(max(latest)).normalize()

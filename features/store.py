@@ -18,8 +18,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan, attach_text_signals, build_features
-from features.validation import ValidatedTables
+from features.build import FeaturePlan
+from features.chunks import CUSTOMER_CHUNK, FeatureModel, Progress, feature_chunks
 
 POINTER = "CURRENT"
 KEEP_STORES = 3
@@ -105,25 +105,23 @@ def _prune(folder: Path, keep: str) -> None:
 
 
 def materialize_features(
-    tables: ValidatedTables,
-    plan: FeaturePlan,
+    source: Path,
+    model: FeatureModel,
     home: Path,
-    as_of: pd.Timestamp,
+    as_of: pd.Timestamp | None = None,
     model_version: str | None = None,
-    text_scorer=None,
+    chunk_size: int = CUSTOMER_CHUNK,
+    progress: Progress | None = None,
 ) -> StoreInfo:
-    """Build every active customer's features as of ``as_of`` and publish them.
-
-    A plan with text features needs the model's ``text_scorer`` to score customer texts.
-    """
-    from training.snapshots import active_customers  # training owns who is active when
-
-    if plan.text_themes and text_scorer is not None:
-        attach_text_signals(tables, text_scorer)
-    as_of = pd.Timestamp(as_of).normalize()
-    pairs = pd.DataFrame({"customer_id": active_customers(tables, as_of), "as_of": as_of})
-    features = build_features(tables, pairs, plan)
-    return write_store(features, plan, home, as_of, model_version)
+    """Build every customer active at ``as_of`` (default: the export's latest date) with the
+    model's own features, one slice of customers at a time, and publish them as the store."""
+    run, chunks = feature_chunks(source, model, as_of, chunk_size, progress)
+    parts = list(chunks)
+    features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    plan = FeaturePlan.from_dict(model.plan)
+    if features.empty:
+        features = pd.DataFrame(columns=["customer_id", "as_of", *plan.feature_names])
+    return write_store(features, plan, home, run.as_of, model_version)
 
 
 class FeatureStore:

@@ -70,7 +70,7 @@ def demo_data(
     ] = FileFormat.parquet,
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
-    from demo.generator import DemoConfig, generate_demo, write_demo
+    from demo.generator import DemoConfig, make_demo
 
     try:
         first_day = date.fromisoformat(start)
@@ -85,19 +85,18 @@ def demo_data(
         drift_event=drift_event,
         file_format=file_format.value,
     )
-    with out.steps(15, "demo-data") as step:
-        data = generate_demo(cfg, progress=step)
-        written = write_demo(data, out_dir, cfg, progress=step)
-    for table, rows in data.manifest["rows"].items():
+    with out.steps(cfg.blocks * 9 + 1, "demo-data") as step:
+        manifest = make_demo(cfg, out_dir, progress=step)
+    for table, rows in manifest["rows"].items():
         out.console.print(f"  {table:<14} {rows:>12,} rows")
     if cfg.bad_rows:
-        injected = sum(sum(v.values()) for v in data.manifest["injected_bad_rows"].values())
+        injected = sum(sum(v.values()) for v in manifest["injected_bad_rows"].values())
         out.console.print(f"  injected {injected:,} contract-breaking rows")
-    if data.manifest["drift_event"]:
-        d = data.manifest["drift_event"]
+    if manifest["drift_event"]:
+        d = manifest["drift_event"]
         out.console.print(f"  drift event: {d['segment']} from {d['start']} to {d['end']}")
     out.wrote("contract tables", out_dir.resolve())
-    out.wrote("ground truth (not a contract table)", written["ground_truth"].resolve())
+    out.wrote("ground truth (not a contract table)", (out_dir / "ground_truth").resolve())
 
 
 @app.command()
@@ -215,16 +214,10 @@ def evaluate(
 
 
 def _as_of_option(value: str | None, tables) -> pd.Timestamp:  # noqa: F821
-    import pandas as pd
-
     from training.snapshots import data_window
 
-    if value is None:
-        return data_window(tables)[1]
-    try:
-        return pd.Timestamp(date.fromisoformat(value))
-    except ValueError:
-        raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
+    given = _as_of_date(value)
+    return given if given is not None else data_window(tables)[1]
 
 
 def _champion(settings: Settings):
@@ -241,29 +234,41 @@ AsOfOption = Annotated[
 ]
 
 
+def _as_of_date(value: str | None) -> pd.Timestamp | None:  # noqa: F821
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(date.fromisoformat(value))
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
+
+
+def _report_set_aside(run) -> None:
+    if run.rows_set_aside:
+        out.console.print(
+            f"[yellow]{run.rows_set_aside:,} rows of these customers broke the data contract and "
+            "were set aside[/yellow] (run `npsrisk validate DATA` for the full report)"
+        )
+
+
 @app.command()
 def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> None:
     """Build every active customer's features as of a date into the service's feature store."""
-    from features.build import FeaturePlan
-    from features.loading import load_tables
     from features.store import materialize_features
-    from features.validation import validate_tables
 
     settings = _settings(ctx)
-    with out.steps(3, "materialize") as step:
-        step("loading the champion model")
-        champion = _champion(settings)
-        step("loading and validating tables")
-        tables = validate_tables(load_tables(data))
-        when = _as_of_option(as_of, tables)
-        step(f"building features as of {when.date()}")
+    champion = _champion(settings)
+    when = _as_of_date(as_of)
+    with out.counting("materialize", "customers") as update:
         info = materialize_features(
-            tables,
-            FeaturePlan.from_dict(champion.bundle.plan),
+            data,
+            champion.bundle,
             settings.home_path,
             when,
             champion.card.version,
-            champion.bundle.text,
+            progress=update,
         )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
@@ -282,28 +287,25 @@ def score(
     top_k: Annotated[int, typer.Option(min=1, max=50, help="Drivers per target.")] = 5,
 ) -> None:
     """Score every customer active at a date with the champion, drivers included."""
-    from features.loading import load_tables
-    from features.validation import validate_tables
-    from serving.batch import score_customers
+    from serving.batch import score_source
 
     settings = _settings(ctx)
     if out_file.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--out must end in .parquet or .csv, not {out_file.name!r}")
     champion = _champion(settings)
-    tables = validate_tables(load_tables(data))
-    when = _as_of_option(as_of, tables)
-    with out.steps(1, "score") as step:
-        step(f"scoring customers active on {when.date()}")
-        result = score_customers(
-            tables,
+    with out.counting("score", "customers") as update:
+        result = score_source(
+            data,
             champion.bundle,
             champion.card,
-            when,
             out_file,
+            _as_of_date(as_of),
             explain,
             top_k,
             settings.serving.risk_tiers,
+            progress=update,
         )
+    _report_set_aside(result.run)
     out.console.print(
         f"{result.rows:,} customers scored with {champion.card.name} "
         f"v{champion.card.version} (features as of {result.features_as_of})"

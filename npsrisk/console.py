@@ -81,3 +81,23 @@ def wrote(what: str, where: object) -> None:
 
 def fail(message: str) -> None:
     err_console.print(f"[bold red]error:[/bold red] {message}")
+
+
+@contextmanager
+def counting(title: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over a count known only once work starts: ``update(done, total)``."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[title]}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} " + unit),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task(title, total=None, title=title)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

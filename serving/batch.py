@@ -8,7 +8,6 @@ number of customers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.build import FeaturePlan, attach_text_signals, build_features
-from features.validation import ValidatedTables
+from features.chunks import CUSTOMER_CHUNK, ChunkedRun, Progress, feature_chunks
 from npsrisk.settings import RiskTierSettings
 from serving.predictions import ModelCard, predict_rows
 from training.bundle import NpsRiskModel
-from training.snapshots import active_customers
 
-CHUNK_ROWS = 50_000
+PREDICT_ROWS = 50_000  # rows scored at once: bounds the SHAP matrices' memory
 COLUMNS = (
     "customer_id",
     "churn_probability",
@@ -78,61 +75,57 @@ def predictions_frame(
 class BatchResult:
     path: Path
     rows: int
-    features_as_of: str
+    run: ChunkedRun
+
+    @property
+    def features_as_of(self) -> str:
+        return str(self.run.as_of.date())
 
 
-def _chunks(ids: pd.Series, size: int) -> Iterator[pd.Series]:
-    for start in range(0, len(ids), size):
-        yield ids.iloc[start : start + size]
-
-
-def score_customers(
-    tables: ValidatedTables,
+def score_source(
+    source: Path,
     bundle: NpsRiskModel,
     card: ModelCard,
-    as_of: pd.Timestamp,
     out: Path,
+    as_of: pd.Timestamp | None,
     explain: bool,
     top_k: int,
     tiers: RiskTierSettings,
-    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = CUSTOMER_CHUNK,
+    progress: Progress | None = None,
 ) -> BatchResult:
-    """Score every customer active at ``as_of`` and write ``out`` (.parquet or .csv)."""
+    """Score every customer active at ``as_of`` (default: the export's latest date) and write
+    ``out`` (.parquet or .csv), reading the export one slice of customers at a time."""
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"--out must end in .parquet or .csv, not {out.name!r}")
-    as_of = pd.Timestamp(as_of).normalize()
-    plan = FeaturePlan.from_dict(bundle.plan)
-    if plan.text_themes and bundle.text is not None:
-        attach_text_signals(tables, bundle.text)
-    ids = active_customers(tables, as_of)
+    run, chunks = feature_chunks(source, bundle, as_of, chunk_size, progress)
+    as_of_text = str(run.as_of.date())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
+    tmp.unlink(missing_ok=True)
     writer = None
     done = 0
     try:
-        for chunk in _chunks(ids, CHUNK_ROWS):
-            features = build_features(
-                tables, pd.DataFrame({"customer_id": chunk, "as_of": as_of}), plan
-            )
-            frame = predictions_frame(
-                bundle, features, card, str(as_of.date()), explain, top_k, tiers
-            )
+        for features in chunks:
+            for start in range(0, len(features), PREDICT_ROWS):
+                part = features.iloc[start : start + PREDICT_ROWS]
+                frame = predictions_frame(bundle, part, card, as_of_text, explain, top_k, tiers)
+                if suffix == ".parquet":
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                else:
+                    frame.to_csv(tmp, mode="a", header=done == 0, index=False)
+                done += len(frame)
+        if done == 0:
+            empty = pd.DataFrame(columns=list(COLUMNS))
             if suffix == ".parquet":
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
+                pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), tmp)
             else:
-                frame.to_csv(tmp, mode="a", header=done == 0, index=False)
-            done += len(frame)
-            if progress:
-                progress(done, len(ids))
-        if writer is None and suffix == ".parquet":
-            pq.write_table(pa.Table.from_pandas(pd.DataFrame(columns=list(COLUMNS))), tmp)
-        elif done == 0:
-            pd.DataFrame(columns=list(COLUMNS)).to_csv(tmp, index=False)
+                empty.to_csv(tmp, index=False)
     finally:
         if writer is not None:
             writer.close()
     tmp.replace(out)  # readers never see a half-written file
-    return BatchResult(out, done, str(as_of.date()))
+    return BatchResult(out, done, run)

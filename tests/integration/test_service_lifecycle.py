@@ -12,10 +12,7 @@ from mlflow import MlflowClient
 
 from conftest import ADMIN_KEY, ServiceProcess, headers
 from demo.generator import DemoConfig, generate_demo, write_demo
-from features.build import FeaturePlan
-from features.loading import load_tables
 from features.store import FeatureStore, materialize_features
-from features.validation import validate_tables
 from npsrisk.settings import load_settings
 from serving.inference_log import read_inference_log
 from serving.state import load_champion
@@ -52,17 +49,15 @@ def small_world(tmp_path_factory):
     first = train(root / "data", settings)
     other = load_settings(home=root / "home", training={**fast, "seed": 7, "max_snapshots": 12})
     second = train(root / "data", other)
-    tables = validate_tables(load_tables(root / "data"))
     champion = load_champion(settings)
     materialize_features(
-        tables,
-        FeaturePlan.from_dict(champion.bundle.plan),
+        root / "data",
+        champion.bundle,
         settings.home_path,
         pd.Timestamp("2025-12-31"),
         champion.card.version,
-        champion.bundle.text,
     )
-    return settings, tables, first.model_version, second.model_version
+    return settings, root / "data", first.model_version, second.model_version
 
 
 class Hammer:
@@ -104,7 +99,7 @@ class Hammer:
 
 
 def test_champion_reload_and_store_refresh_fail_no_request(small_world, tmp_path):
-    settings, tables, first, second = small_world
+    settings, data, first, second = small_world
     client = MlflowClient(settings.tracking_uri)
     name = settings.registry.model_name
     client.set_registered_model_alias(name, "champion", first)
@@ -123,12 +118,11 @@ def test_champion_reload_and_store_refresh_fail_no_request(small_world, tmp_path
             # A new materialization is picked up by the store watcher, atomically.
             champion = load_champion(settings)
             materialize_features(
-                tables,
-                FeaturePlan.from_dict(champion.bundle.plan),
+                data,
+                champion.bundle,
                 settings.home_path,
                 pd.Timestamp("2025-11-30"),
                 champion.card.version,
-                champion.bundle.text,
             )
             deadline = time.time() + 20
             while time.time() < deadline and hammer.as_of["2025-11-30"] < 20:
@@ -147,28 +141,35 @@ def test_champion_reload_and_store_refresh_fail_no_request(small_world, tmp_path
 
 
 def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
-    from serving.batch import score_customers
+    from serving.batch import score_source
 
-    settings, tables, _, _ = small_world
+    settings, data, _, _ = small_world
     champion = load_champion(settings)
-    materialize_features(
-        tables,
-        FeaturePlan.from_dict(champion.bundle.plan),
-        settings.home_path,
-        pd.Timestamp("2025-12-31"),
-        champion.card.version,
-        champion.bundle.text,
-    )
+    as_of = pd.Timestamp("2025-12-31")
+    materialize_features(data, champion.bundle, settings.home_path, as_of, champion.card.version)
     out = tmp_path / "scores.parquet"
-    result = score_customers(
-        tables,
+    result = score_source(
+        data,
         champion.bundle,
         champion.card,
-        pd.Timestamp("2025-12-31"),
         out,
+        as_of,
         True,
         5,
         settings.serving.risk_tiers,
+        chunk_size=120,
+    )
+    # Slices of 120 customers read from the files give exactly what one pass gives.
+    whole = tmp_path / "whole.csv"
+    score_source(
+        data, champion.bundle, champion.card, whole, as_of, True, 5, settings.serving.risk_tiers
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out).sort_values("customer_id", ignore_index=True),
+        pd.read_csv(whole, dtype={"model_version": str}).sort_values(
+            "customer_id", ignore_index=True
+        ),
+        check_dtype=False,
     )
     batch = pd.read_parquet(out).set_index("customer_id")
     assert len(batch) == result.rows > 0
