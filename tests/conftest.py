@@ -71,78 +71,17 @@ API_KEYS = ("key-alpha-123", "key-beta-456")
 ADMIN_KEY = "admin-key-789"
 
 
-class ServiceProcess:
-    """A `bentoml serve` process on 127.0.0.1 with its own log file."""
+def ServiceProcess(home: Path, log_path: Path, extra_env: dict[str, str] | None = None):
+    """The service with the test API keys, a fast store watcher, on a free port."""
+    from serving.process import ServiceProcess as Process
 
-    def __init__(self, home: Path, log_path: Path, extra_env: dict[str, str] | None = None):
-        import os
-        import socket
-        import subprocess
-        import sys
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "NPSRISK_HOME": str(home),
-            "NPSRISK_API_KEYS": ",".join(API_KEYS),
-            "NPSRISK_ADMIN_KEYS": ADMIN_KEY,
-            "NPSRISK_SERVING__STORE_POLL_SECONDS": "1",
-            **(extra_env or {}),
-        }
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "bentoml"),
-                "serve",
-                "serving.service:NpsRiskService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=Path(__file__).parents[1],
-            start_new_session=True,
-        )
-
-    def wait_until_up(self, ready: bool = True, timeout: float = 120) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.time() + timeout
-        path = "/readyz" if ready else "/healthz"
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"service not up in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> int:
-        import os
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+    env = {
+        "NPSRISK_API_KEYS": ",".join(API_KEYS),
+        "NPSRISK_ADMIN_KEYS": ADMIN_KEY,
+        "NPSRISK_SERVING__STORE_POLL_SECONDS": "1",
+        **(extra_env or {}),
+    }
+    return Process(home, log_path, env)
 
 
 def headers(key: str = API_KEYS[0]) -> dict[str, str]:
@@ -150,9 +89,8 @@ def headers(key: str = API_KEYS[0]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def service(trained, demo_tables, tmp_path_factory):
+def service(trained, demo_path, demo_tables, tmp_path_factory):
     """The trained champion with a materialized store, served over HTTP."""
-    from features.build import FeaturePlan
     from features.store import materialize_features
     from serving.state import load_champion
     from training.snapshots import data_window
@@ -160,12 +98,11 @@ def service(trained, demo_tables, tmp_path_factory):
     settings, _ = trained
     champion = load_champion(settings)
     materialize_features(
-        demo_tables,
-        FeaturePlan.from_dict(champion.bundle.plan),
+        demo_path,
+        champion.bundle,
         settings.home_path,
         data_window(demo_tables)[1],
         champion.card.version,
-        champion.bundle.text,
     )
     process = ServiceProcess(settings.home_path, tmp_path_factory.mktemp("service") / "serve.log")
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,9 @@ import httpx
 import pytest
 import yaml
 
-from conftest import API_KEYS, ServiceProcess, headers
+from conftest import API_KEYS, headers
 from features.store import FeatureStore
+from serving.process import ServiceProcess as Process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -159,31 +159,17 @@ assert spec["paths"]["/predict"], spec
     assert run.returncode == 0, run.stderr[-2000:]
 
 
-class BentoProcess(ServiceProcess):
+def bento_process(env: dict[str, str], home: Path, log_path: Path, cwd: Path) -> Process:
     """`bentoml serve npsrisk:latest` from the store in ``env["BENTOML_HOME"]``."""
-
-    def __init__(self, env: dict[str, str], home: Path, log_path: Path, cwd: Path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [BENTOML, "serve", "npsrisk:latest", "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**env, "NPSRISK_HOME": str(home), "NPSRISK_API_KEYS": ",".join(API_KEYS)},
-            cwd=cwd,
-            start_new_session=True,
-        )
+    keys = {"NPSRISK_API_KEYS": ",".join(API_KEYS)}
+    return Process(home, log_path, {**env, **keys}, target="npsrisk:latest", cwd=cwd)
 
 
 def test_bentoml_serve_from_the_store_answers(bento, trained, service, tmp_path):
     env, folder = bento
     settings, _ = trained
     ids = list(FeatureStore.open(settings.home_path).frame["customer_id"][:2])
-    served = BentoProcess(env, settings.home_path, tmp_path / "bento-serve.log", tmp_path)
+    served = bento_process(env, settings.home_path, tmp_path / "bento-serve.log", tmp_path)
     try:
         served.wait_until_up()
         assert httpx.get(served.url + "/readyz", timeout=10).status_code == 200
