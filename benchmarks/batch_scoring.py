@@ -1,4 +1,4 @@
-"""Batch scoring with drivers: rows/s against LightGBM's own floor, and peak memory at 1M rows.
+"""Batch scoring with drivers: rows/s against LightGBM's floor, and peak memory at 1M customers.
 
     uv run python benchmarks/batch_scoring.py
     uv run python benchmarks/batch_scoring.py --customers 100000 --scale-to 1000000
@@ -6,10 +6,8 @@
 
 Builds (or reuses, with ``--data``) a demo company, trains a champion (or reuses the one in
 ``--home``; training uses ``training.max_snapshots`` = ``--max-snapshots`` to keep it short),
-scores the customers' texts with the champion's text model when its plan has text features (as
-``score_customers`` does), builds the feature frame of every customer active at the data's last
-date once, then times in
-this process, on those same rows:
+builds the champion's feature frame (texts scored first when its plan has text features) of
+every customer active at the data's last date once, then times in this process, on those rows:
 
 (a) ``serving.batch.predictions_frame``: encode, scores, SHAP drivers (top ``--top-k`` per
     target, with descriptions) and the output columns, as ``npsrisk score`` runs it;
@@ -18,12 +16,13 @@ this process, on those same rows:
     LightGBM's default threads, as the batch path uses);
 
 and prints their ratio (goal: within 1.5x of the floor). With the ratio above ``--profile-above``
-it profiles (a) with cProfile and prints where the time goes. Then (c): the feature rows are
-replicated to ``--scale-to`` rows (new customer ids) and scored in chunks of
-``serving.batch.CHUNK_ROWS`` into a Parquet file with ``pyarrow.parquet.ParquetWriter``, as
-``score_customers`` does, reporting peak RSS and wall time. Features are replicated rather than
-rebuilt per chunk, so (c) measures the scorer, not the feature build, and not the raw tables a
-real 1M-customer export would hold in memory (their size at ``--customers`` is printed).
+it profiles (a) with cProfile and prints where the time goes.
+
+Then (c): a ``--scale-to``-customer demo export (made block by block, or reused with
+``--scale-data``) is scored end to end by ``serving.batch.score_source`` in a fresh process,
+exactly as ``npsrisk score`` runs it: read a slice of customers from the files, validate, score
+texts, build features, explain, append to Parquet. It reports wall time and the process's peak
+resident memory.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import gc
 import io
 import os
 import pstats
-import resource
 import shutil
 import sys
 import tempfile
@@ -44,49 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 # --- memory ---------------------------------------------------------------------------------
-
-
-def _status_mib(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def rss_mib() -> float:
-    """Current resident set size in MiB (psutil if installed, else /proc)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        current = _status_mib("VmRSS")
-        return peak_rss_mib() if current is None else current
-
-
-def peak_rss_mib() -> float:
-    """Peak RSS since the last ``reset_peak`` (Linux VmHWM), else since the start."""
-    peak = _status_mib("VmHWM")
-    if peak is None:  # not Linux: ru_maxrss, KiB on Linux but bytes on macOS
-        scale = 2**20 if sys.platform == "darwin" else 1024
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-    return peak
-
-
-def reset_peak() -> bool:
-    """Reset the peak RSS to the current RSS (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def frame_mib(frames) -> float:
@@ -114,15 +71,46 @@ def best_of(step: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 
 def ensure_data(path: Path, customers: int, seed: int) -> None:
-    from demo.generator import DemoConfig, generate_demo, write_demo
+    from demo.generator import DemoConfig, make_demo
 
     if (path / "customers.parquet").is_file():
         print(f"  reusing demo data in {path}")
         return
     cfg = DemoConfig(customers=customers, seed=seed)
-    seconds, data = timed(lambda: generate_demo(cfg))
-    write_demo(data, path, cfg)
+    seconds, _ = timed(lambda: make_demo(cfg, path))  # block by block: any size fits
     print(f"  demo data: {customers:,} customers, seed {seed}, in {path} ({seconds:.0f} s)")
+
+
+# (c) runs in its own process, so its peak memory is that of `npsrisk score` alone.
+END_TO_END = """
+import resource, sys, time
+from pathlib import Path
+from npsrisk.settings import load_settings
+from serving.batch import score_source
+from serving.state import load_champion
+settings = load_settings(home=Path(sys.argv[2]))
+champion = load_champion(settings)
+start = time.perf_counter()
+result = score_source(Path(sys.argv[1]), champion.bundle, champion.card, Path(sys.argv[3]), None,
+                      True, 5, settings.serving.risk_tiers)
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{result.rows} {wall:.1f} {peak:.0f} {result.run.rows_set_aside}")
+"""
+
+
+def end_to_end(data: Path, home: Path, out: Path) -> tuple[int, float, float, int]:
+    """`npsrisk score` on a whole export in a fresh process: rows, seconds, peak MiB."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", END_TO_END, str(data), str(home), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows, wall, peak, aside = done.stdout.split()[-4:]
+    return int(rows), float(wall), float(peak), int(aside)
 
 
 def ensure_champion(data: Path, home: Path, max_snapshots: int):
@@ -159,14 +147,6 @@ def floor_scores(bundle, X: np.ndarray) -> None:
         bundle.nps.classifier_.predict(X)
 
 
-def replicated_chunk(features: pd.DataFrame, start: int, size: int) -> pd.DataFrame:
-    """Rows ``start .. start+size`` of the base rows repeated endlessly, with new ids."""
-    take = np.arange(start, start + size) % len(features)
-    chunk = features.iloc[take].reset_index(drop=True)
-    chunk["customer_id"] = [f"X-{i:08d}" for i in range(start, start + size)]
-    return chunk
-
-
 def profile(step: Callable[[], object], top: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -189,7 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--scale-to", type=int, default=1_000_000, help="rows for (c); 0 skips")
+    parser.add_argument(
+        "--scale-to",
+        type=int,
+        default=1_000_000,
+        help="customers of the export (c) scores end to end; 0 skips (c)",
+    )
+    parser.add_argument(
+        "--scale-data",
+        type=Path,
+        default=None,
+        help="reuse this export for (c) (made block by block if missing)",
+    )
     parser.add_argument(
         "--data", type=Path, default=None, help="demo data folder to reuse (built there if empty)"
     )
@@ -206,24 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile whatever the ratio")
     args = parser.parse_args(argv)
 
-    from features.build import FeaturePlan, attach_text_signals, build_features
     from features.loading import load_tables
     from features.validation import validate_tables
-    from serving.batch import CHUNK_ROWS, COLUMNS, predictions_frame
+    from serving.batch import COLUMNS, predictions_frame
     from serving.predictions import predict_rows
     from training.snapshots import active_customers, data_window
 
     scratch = Path(tempfile.mkdtemp(prefix="npsrisk-batch-"))
     try:
-        try:
-            import psutil
-
-            memory_tool = f"psutil {psutil.__version__} (current) + /proc VmHWM (peak)"
-        except ImportError:
-            memory_tool = "/proc VmRSS/VmHWM (psutil not installed)"
         print(
             f"npsrisk batch scoring benchmark  (python {sys.version.split()[0]}, "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; memory: {memory_tool})"
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})"
         )
         data = (args.data or scratch / "data").resolve()
         home = (args.home or scratch / "home").resolve()
@@ -235,17 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         tables_mib = frame_mib(tables.frames.values())
         customers = len(tables["customers"])
         as_of = data_window(tables)[1]
-        plan = FeaturePlan.from_dict(bundle.plan)
         ids = active_customers(tables, as_of)
         pairs = pd.DataFrame({"customer_id": ids, "as_of": as_of})
-        text = getattr(bundle, "text", None)
-        if plan.text_themes and text is not None:  # as score_customers does, once per run
-            seconds, _ = timed(lambda: attach_text_signals(tables, text))
-            print(
-                f"  scored customer texts with the champion's text model: {seconds:.1f} s "
-                f"(once per batch run; not part of the timings below)"
-            )
-        seconds, features = timed(lambda: build_features(tables, pairs, plan))
+        # The model's own features (text scored first, when its plan has text features).
+        seconds, features = timed(lambda: bundle.features_for(tables, pairs))
         n = len(features)
         print(
             f"  features of {n:,} active customers as of {as_of.date()}: {seconds:.1f} s "
@@ -330,52 +307,19 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         if args.scale_to > 0:
-            print()
-            print(
-                f"(c) {args.scale_to:,} rows (the {n:,} feature rows repeated, new ids), chunks "
-                f"of {CHUNK_ROWS:,} as score_customers, to Parquet via ParquetWriter"
-            )
-            out = scratch / "scores.parquet"
+            del tables, features
             gc.collect()
-            exact_peak = reset_peak()
-            before = rss_mib()
-            samples: list[tuple[int, float]] = []
-            writer = None
-            start = time.perf_counter()
-            try:
-                for first in range(0, args.scale_to, CHUNK_ROWS):
-                    size = min(CHUNK_ROWS, args.scale_to - first)
-                    chunk = replicated_chunk(features, first, size)
-                    frame = predictions_frame(
-                        bundle, chunk, card, as_of_text, True, args.top_k, tiers
-                    )
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(out, table.schema)
-                    writer.write_table(table)
-                    del chunk, frame, table
-                    samples.append((first + size, rss_mib()))
-            finally:
-                if writer is not None:
-                    writer.close()
-            wall = time.perf_counter() - start
-            peak = peak_rss_mib()
-            written = pq.ParquetFile(out).metadata.num_rows
-            assert written == args.scale_to, written
+            print()
+            big = (args.scale_data or scratch / "scale").resolve()
+            print(f"(c) `npsrisk score` end to end on a {args.scale_to:,}-customer export")
+            ensure_data(big, args.scale_to, args.seed)
+            rows, wall, peak, aside = end_to_end(big, home, scratch / "scores.parquet")
             print(
-                f"  wall {wall:.1f} s = {args.scale_to / wall:,.0f} rows/s; "
-                f"file {out.stat().st_size / 2**20:,.0f} MiB, {written:,} rows"
+                f"  {rows:,} active customers scored with drivers in {wall:,.0f} s "
+                f"= {rows / wall:,.0f} rows/s (reading, validating, text scoring, features, "
+                f"SHAP, writing Parquet; slices of 100,000 customers read from the files)"
             )
-            print(
-                f"  RSS before {before:,.0f} MiB (holds the {tables_mib:,.0f} MiB raw tables of "
-                f"{customers:,} customers, the {n:,} base rows, the model); peak during "
-                f"{peak:,.0f} MiB{'' if exact_peak else ' (process lifetime peak)'}: "
-                f"+{peak - before:,.0f} MiB for scoring"
-            )
-            picks = sorted({0, 1, len(samples) // 2, len(samples) - 1})
-            print(
-                "  RSS after chunk: "
-                + ", ".join(f"{samples[i][0]:,} rows {samples[i][1]:,.0f} MiB" for i in picks)
-            )
+            print(f"  peak RSS of that process: {peak:,.0f} MiB; rows set aside: {aside:,}")
         return 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from memory import peak_rss_mib, reset_peak, rss_mib  # benchmarks/memory.py
 
 from demo.generator import DemoConfig, generate_demo
 from features.build import FeaturePlan, build_features, plan_features
@@ -29,41 +28,6 @@ from features.reference import ambiguous_last_values, build_features_pandas
 from features.validation import ValidatedTables, validate_tables
 from npsrisk.settings import load_settings
 from training.snapshots import active_customers, data_window
-
-
-def _status_mib(field: str) -> float | None:
-    """A memory line of /proc/self/status (Linux), in MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def rss_mib() -> float:
-    """Current resident set size, in MiB (the peak so far where /proc is unavailable)."""
-    current = _status_mib("VmRSS")
-    return peak_rss_mib() if current is None else current
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size since the last ``reset_peak`` (or since the start), in MiB."""
-    peak = _status_mib("VmHWM")
-    if peak is None:  # not Linux: ru_maxrss, KiB on Linux but bytes on macOS
-        scale = 1024 * 1024 if sys.platform == "darwin" else 1024
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-    return peak
-
-
-def reset_peak() -> bool:
-    """Reset the peak RSS to the current RSS (Linux >= 4.0), so each build gets its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def load(args: argparse.Namespace) -> tuple[ValidatedTables, str]:

@@ -34,9 +34,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +44,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from serving.process import ServiceProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key-0123456789"
 GOAL_P50_MS, GOAL_P99_MS = 5.0, 15.0
@@ -56,23 +55,19 @@ GOAL_P50_MS, GOAL_P99_MS = 5.0, 15.0
 
 
 def build_home(root: Path, customers: int, seed: int) -> None:
-    """Demo data, a champion trained with default settings, a store at the last date."""
-    from demo.generator import DemoConfig, find_ground_truth, generate_demo, write_demo
-    from features.build import FeaturePlan
-    from features.loading import load_tables
+    """Demo data, a champion trained with default settings, and a materialized store."""
+    from demo.generator import DemoConfig, find_ground_truth, make_demo
     from features.store import materialize_features
-    from features.validation import validate_tables
     from npsrisk.settings import load_settings
     from serving.state import load_champion
     from training.pipeline import train
-    from training.snapshots import data_window
 
     data = root / "data"
-    cfg = DemoConfig(customers=customers, seed=seed)
     clock = time.perf_counter()
-    write_demo(generate_demo(cfg), data, cfg)
-    took = time.perf_counter() - clock
-    print(f"  demo data: {customers:,} customers, seed {seed} ({took:.0f} s)")
+    make_demo(DemoConfig(customers=customers, seed=seed), data)
+    print(
+        f"  demo data: {customers:,} customers, seed {seed} ({time.perf_counter() - clock:.0f} s)"
+    )
     settings = load_settings(home=root / "home")
     clock = time.perf_counter()
     result = train(data, settings, truth_path=find_ground_truth(data))
@@ -80,115 +75,24 @@ def build_home(root: Path, customers: int, seed: int) -> None:
         f"  trained model v{result.model_version} with default settings "
         f"({time.perf_counter() - clock:.0f} s)"
     )
-    tables = validate_tables(load_tables(data))
     champion = load_champion(settings)
-    as_of = data_window(tables)[1]
     info = materialize_features(
-        tables,
-        FeaturePlan.from_dict(champion.bundle.plan),
-        settings.home_path,
-        as_of,
-        champion.card.version,
-        text_scorer=getattr(champion.bundle, "text", None),
+        data, champion.bundle, settings.home_path, model_version=champion.card.version
     )
-    print(f"  materialized {info.rows:,} customers as of {as_of.date()}")
+    print(f"  materialized {info.rows:,} customers as of {info.features_as_of.date()}")
 
 
-# --- the server (the pattern of tests/conftest.py ServiceProcess) --------------------------
+# --- the server ------------------------------------------------------------------------------
 
 
-GC_FREEZE_WRAPPER = '''"""Experiment: the service with gc.freeze() once a worker has loaded."""
-import gc
-import logging
-
-from serving import service as _service
-
-_init = _service.NpsRiskService.inner.__init__
-
-
-def __init__(self):
-    _init(self)
-    gc.collect()
-    gc.freeze()  # loaded objects leave the generations a full collection walks
-    logging.getLogger("bentoml.service.npsrisk").info("gc frozen: %d", gc.get_freeze_count())
-
-
-_service.NpsRiskService.inner.__init__ = __init__
-NpsRiskService = _service.NpsRiskService
-'''
-
-
-class ServiceProcess:
-    """A `bentoml serve serving.service:NpsRiskService` process on 127.0.0.1."""
-
-    def __init__(
-        self,
-        home: Path,
-        log_path: Path,
-        extra_env: dict[str, str] | None = None,
-        target: str = "serving.service:NpsRiskService",
-    ):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "NPSRISK_HOME": str(home),
-            "NPSRISK_API_KEYS": API_KEY,
-            **(extra_env or {}),
-        }
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "bentoml"),
-                "serve",
-                target,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-
-    def wait_until_ready(self, timeout: float = 180) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"service not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def worker_processes(self):
-        """psutil handles of the arbiter and its workers (None without psutil)."""
-        try:
-            import psutil
-        except ImportError:
-            return None
-        parent = psutil.Process(self.process.pid)
-        return [parent, *parent.children(recursive=True)]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+def worker_processes(server: ServiceProcess):
+    """psutil handles of the arbiter and its workers (None without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    parent = psutil.Process(server.process.pid)
+    return [parent, *parent.children(recursive=True)]
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -446,12 +350,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="NPSRISK_SERVING__WORKERS")
     parser.add_argument("--threads", type=int, default=None, help="NPSRISK_SERVING__THREADS")
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="experiment: serve through a wrapper that calls gc.freeze() after the model loads "
-        "(the proposed fix for full-GC pauses; serving/ itself is not changed)",
-    )
-    parser.add_argument(
         "--no-inference-log",
         action="store_true",
         help="serve with serving.inference_log=false (default: the production default, on)",
@@ -492,22 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             extra["NPSRISK_SERVING__THREADS"] = str(args.threads)
         served = load_settings(home=home).serving
         workers, threads = args.workers or served.workers, args.threads or served.threads
-        target = "serving.service:NpsRiskService"
-        if args.gc_freeze:
-            (scratch / "bench_gc_freeze_service.py").write_text(GC_FREEZE_WRAPPER)
-            extra["PYTHONPATH"] = os.pathsep.join([str(scratch), str(ROOT)])
-            target = "bench_gc_freeze_service:NpsRiskService"
-        server = ServiceProcess(home, scratch / "serve.log", extra, target)
+        server = ServiceProcess(home, scratch / "serve.log", {"NPSRISK_API_KEYS": API_KEY, **extra})
         clock = time.perf_counter()
-        server.wait_until_ready()
+        server.wait_until_up()
         print(
             f"service ready on {server.url} in {time.perf_counter() - clock:.1f} s "
             f"(workers {workers}, threads {threads}, "
-            f"inference log {'off' if args.no_inference_log else 'on'}"
-            f"{', gc.freeze() wrapper' if args.gc_freeze else ''})"
+            f"inference log {'off' if args.no_inference_log else 'on'})"
         )
-        if args.gc_freeze and "gc frozen" not in server.log_path.read_text():
-            raise RuntimeError("the gc.freeze() wrapper did not run in the worker")
 
         http: dict[str, dict[str, float]] = {}
         livez = sequential_get(server.url, "/livez", min(args.requests, 1000), args.warmup)
@@ -517,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         seq = sequential_http(server.url, ids, args.requests, args.warmup)
         http["HTTP /predict 1 id, explain (sequential)"] = summary_ms(seq)
 
-        procs = server.worker_processes()
+        procs = worker_processes(server)
         cpu0, client_cpu0 = cpu_seconds(procs), time.process_time()
         done, statuses, lat, wall = concurrent_http(
             server.url, store_ids, args.concurrency, args.seconds, args.seed
