@@ -44,6 +44,10 @@ CHURN_INTERCEPT, CHURN_SLOPE, SHOPPING_LIFT, ANNUAL_EFFECT = -5.3, -1.5, 1.6, -0
 SURVEY_EVERY_WEEKS = 13
 FIRST_SURVEY_AGE_WEEKS = 6
 DRIFT_HEALTH_SHOCK, DRIFT_TICKET_MULTIPLIER, DRIFT_WEEKS = -0.9, 1.8, 13
+# Habits are sticky: usage follows health with this half-life, while words, tickets, survey
+# answers and churn follow it at once. A customer turning unhappy says so weeks before their
+# usage shows it, as support teams see in real accounts.
+USAGE_HALF_LIFE_WEEKS = 6.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,16 @@ class _World:
     @property
     def health(self) -> np.ndarray:
         return self.structural + self.transient
+
+    def usage_health(self) -> np.ndarray:
+        """Health as usage shows it: an exponentially weighted average of past weeks."""
+        health = self.health
+        keep = 0.5 ** (1.0 / USAGE_HALF_LIFE_WEEKS)
+        lagged = np.empty_like(health)
+        lagged[:, 0] = health[:, 0]
+        for k in range(1, self.weeks):
+            lagged[:, k] = keep * lagged[:, k - 1] + (1 - keep) * health[:, k]
+        return lagged
 
     def active(self) -> np.ndarray:
         w = np.arange(self.weeks)[None, :]
@@ -375,7 +389,7 @@ def _make_usage(
     cfg: DemoConfig, world: _World, rng: np.random.Generator, ids: pd.Categorical
 ) -> pd.DataFrame:
     active = world.active()
-    health = world.health
+    health = world.usage_health()
     week_end = world.week_start + np.timedelta64(6, "D")
     seats = world.seats[:, None]
     frames = []

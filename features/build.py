@@ -94,11 +94,8 @@ class FeaturePlan:
                 *[(f"text_negative_share_{w}d", False) for w in (short, long)],
                 ("text_negative_share_trend", False),
                 (f"text_worst_score_{long}d", False),
-                *[
-                    (f"text_negative_{t}_{w}d", True)
-                    for t in self.text_themes
-                    for w in (short, long)
-                ],
+                (f"text_mean_score_{long}d", False),
+                *[(f"text_negative_{t}_{short}d", True) for t in self.text_themes],
             ]
         if "nps_responses" in self.tables:
             groups["nps_responses"] = [

@@ -162,6 +162,13 @@ _RULES: tuple[_Rule, ...] = (
         missing="too few messages to see a trend",
     ),
     _rule(
+        r"text_mean_score_(?P<days>\d+)d",
+        lambda m, v: (
+            f"the customer's messages of the last {m['days']} days read like an NPS of {v:.1f}"
+        ),
+        missing="no messages from the customer recently",
+    ),
+    _rule(
         r"text_worst_score_(?P<days>\d+)d",
         lambda m, v: (
             f"the most negative message in the last {m['days']} days reads like an NPS of {v:.1f}"

@@ -208,8 +208,9 @@ def text_windows(settings: FeatureSettings) -> tuple[int, int]:
 
 
 def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir.Table:
-    """Customer-written texts: volume, share negative and its trend, the worst message, and
-    negative mentions per theme. ``signals`` has one scored text per row (text_analytics)."""
+    """Customer-written texts: volume, share negative and its trend, the worst and the mean
+    message score, and negative mentions per theme. ``signals`` has one scored text per row
+    (text_analytics)."""
     s = ctx.settings
     short, long = text_windows(s)
     lookback = max(long, s.trend_recent_days + s.trend_prior_days)
@@ -231,14 +232,16 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
         "_n_prior": j._ts.count(where=prior),
         "_neg_prior": j._ts.count(where=prior & j.negative),
         f"text_worst_score_{long}d": j.score.min(where=_within(j, long)),
+        f"text_mean_score_{long}d": j.score.mean(where=_within(j, long)),
     }
     for w in (short, long):
         aggs[f"text_messages_{w}d"] = j._ts.count(where=_within(j, w))
         aggs[f"_neg_{w}"] = j._ts.count(where=_within(j, w) & j.negative)
-        for t in ctx.themes:
-            aggs[f"text_negative_{t}_{w}d"] = j._ts.count(
-                where=_within(j, w) & j.negative & j[f"_t_{t}"]
-            )
+    # Per theme over the short window only: twice as many sparse counts added noise, not lift.
+    for t in ctx.themes:
+        aggs[f"text_negative_{t}_{short}d"] = j._ts.count(
+            where=_within(j, short) & j.negative & j[f"_t_{t}"]
+        )
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
     def share(negative: ir.Value, total: ir.Value) -> ir.Value:

@@ -181,10 +181,13 @@ class TextScorer:
         return self.model.describe()
 
     def signals(self, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """One row per customer-written text: when, its score, negative or not, its themes.
+        """One row per customer chat message and ticket: when, its score, negative or not,
+        its themes. The text itself is not kept: features need only the signals.
 
-        The text itself is not kept: features need only the signals.
+        NPS comments are left out. Their survey score is a feature already, and the text model
+        learned from those very comments: its scores of them would be in-sample in training
+        and out-of-sample at scoring time, so a model would trust them more than they deserve.
         """
-        texts = extract_customer_texts(tables)
+        texts = extract_customer_texts({k: v for k, v in tables.items() if k != "nps_responses"})
         scored = score_messages(texts, "text", self.model, self.taxonomy, self.threshold)
         return scored.drop(columns=["text", "key"]).reset_index(drop=True)

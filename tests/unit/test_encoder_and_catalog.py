@@ -46,6 +46,16 @@ def test_record_fast_path_matches_the_frame_path():
         ("plan_tier", "enterprise", "plan tier is enterprise"),
         ("seats", 25.0, "seats is 25"),
         ("chat_conversations_30d", 3, "3 support chats in the last 30 days"),
+        (
+            "text_negative_onboarding_30d",
+            2,
+            "2 negative messages about onboarding in the last 30 days",
+        ),
+        (
+            "text_mean_score_90d",
+            6.44,
+            "the customer's messages of the last 90 days read like an NPS of 6.4",
+        ),
     ],
 )
 def test_driver_descriptions_are_written_for_feature_definitions(name, value, text):
