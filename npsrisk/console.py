@@ -90,14 +90,14 @@ def counting(title: str, unit: str) -> Iterator[Callable[[int, int], None]]:
         SpinnerColumn(),
         TextColumn("[bold]{task.fields[title]}[/bold]"),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} " + unit),
+        TextColumn("{task.fields[count]}"),
         TimeElapsedColumn(),
         console=console,
     )
     with progress:
-        task = progress.add_task(title, total=None, title=title)
+        task = progress.add_task(title, total=None, title=title, count="")
 
         def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            progress.update(task, completed=done, total=total, count=f"{done:,}/{total:,} {unit}")
 
         yield update

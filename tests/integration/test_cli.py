@@ -86,6 +86,18 @@ def test_demo_validate_train_evaluate_on_a_duckdb_file(tmp_path):
     assert backtest.returncode == 0, backtest.stderr
     assert "Champion v1" in backtest.stdout
 
+    # The serving steps, with their progress bars, as the README's first command runs them.
+    stored = run("materialize", source, home=tmp_path / "home")
+    assert stored.returncode == 0, stored.stderr + stored.stdout
+    assert "active customers as of" in stored.stdout and "Traceback" not in stored.stderr
+    scores = tmp_path / "scores.csv"
+    scored = run("score", source, "--out", str(scores), home=tmp_path / "home")
+    assert scored.returncode == 0, scored.stderr + scored.stdout
+    assert "customers scored with" in scored.stdout
+    import pandas as pd
+
+    assert len(pd.read_csv(scores)) > 0
+
 
 def test_training_without_enough_history_says_what_to_change(tmp_path):
     data = tmp_path / "data"
