@@ -113,6 +113,23 @@ def end_to_end(data: Path, home: Path, out: Path) -> tuple[int, float, float, in
     return int(rows), float(wall), float(peak), int(aside)
 
 
+def scale(args: argparse.Namespace, scratch: Path, home: Path) -> None:
+    """(c): `npsrisk score` end to end on a ``--scale-to``-customer export, in its own process."""
+    from features.chunks import CUSTOMER_CHUNK
+
+    print()
+    big = (args.scale_data or scratch / "scale").resolve()
+    print(f"(c) `npsrisk score` end to end on a {args.scale_to:,}-customer export")
+    ensure_data(big, args.scale_to, args.seed)
+    rows, wall, peak, aside = end_to_end(big, home, scratch / "scores.parquet")
+    print(
+        f"  {rows:,} active customers scored with drivers in {wall:,.0f} s "
+        f"= {rows / wall:,.0f} rows/s (reading, validating, text scoring, features, "
+        f"SHAP, writing Parquet; slices of {CUSTOMER_CHUNK:,} active customers)"
+    )
+    print(f"  peak RSS of that process: {peak:,.0f} MiB; rows set aside: {aside:,}")
+
+
 def ensure_champion(data: Path, home: Path, max_snapshots: int):
     from demo.generator import find_ground_truth
     from npsrisk.settings import load_settings
@@ -195,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-above", type=float, default=1.5, help="profile if ratio > this")
     parser.add_argument("--profile-rows", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="profile whatever the ratio")
+    parser.add_argument("--only-scale", action="store_true", help="skip (a)/(b), run only (c)")
     args = parser.parse_args(argv)
 
     from features.loading import load_tables
@@ -213,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         home = (args.home or scratch / "home").resolve()
         ensure_data(data, args.customers, args.seed)
         settings, champion = ensure_champion(data, home, args.max_snapshots)
+        if args.only_scale:
+            scale(args, scratch, home)
+            return 0
         bundle, card, tiers = champion.bundle, champion.card, settings.serving.risk_tiers
 
         tables = validate_tables(load_tables(data))
@@ -309,17 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale_to > 0:
             del tables, features
             gc.collect()
-            print()
-            big = (args.scale_data or scratch / "scale").resolve()
-            print(f"(c) `npsrisk score` end to end on a {args.scale_to:,}-customer export")
-            ensure_data(big, args.scale_to, args.seed)
-            rows, wall, peak, aside = end_to_end(big, home, scratch / "scores.parquet")
-            print(
-                f"  {rows:,} active customers scored with drivers in {wall:,.0f} s "
-                f"= {rows / wall:,.0f} rows/s (reading, validating, text scoring, features, "
-                f"SHAP, writing Parquet; slices of 100,000 customers read from the files)"
-            )
-            print(f"  peak RSS of that process: {peak:,.0f} MiB; rows set aside: {aside:,}")
+            scale(args, scratch, home)
         return 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,6 +215,9 @@ def load_tables(
     return raw
 
 
+TIME_BATCH_ROWS = 1_000_000
+
+
 def latest_date(source: Path) -> pd.Timestamp:
     """The export's last date: the latest time in any event table, reading only time columns.
 
@@ -225,19 +228,23 @@ def latest_date(source: Path) -> pd.Timestamp:
     source = Path(source).expanduser()
     latest: list[pd.Timestamp] = []
 
-    def consider(values: pd.Series) -> None:
-        parsed = to_utc_naive(values.reset_index(drop=True)).dropna()
-        if len(parsed):
-            latest.append(parsed.max())
+    def consider(batches: Iterator[pa.RecordBatch]) -> None:
+        # A batch at a time: a 200M-row usage table's times never sit in memory at once.
+        for batch in batches:
+            parsed = to_utc_naive(batch.column(0).to_pandas()).dropna()
+            if len(parsed):
+                latest.append(parsed.max())
 
     if source.is_dir():
         for path in sorted(p for p in source.iterdir() if p.suffix.lower() in (".parquet", ".csv")):
             spec = TABLES.get(path.stem.lower())
             if spec is None or spec.name == "customers" or spec.time_column is None:
                 continue
-            frame = _read_file(path, None, [spec.time_column])
-            if frame.shape[1]:
-                consider(frame.iloc[:, 0])
+            fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
+            dataset = ds.dataset(path, format=fmt)
+            column = _physical(dataset.schema.names, spec.time_column)
+            if column:
+                consider(dataset.to_batches(columns=[column], batch_size=TIME_BATCH_ROWS))
     else:
         con = duckdb.connect(str(source), read_only=True)
         try:
@@ -248,7 +255,8 @@ def latest_date(source: Path) -> pd.Timestamp:
                 columns = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
                 column = _physical(columns, spec.time_column)
                 if column:
-                    consider(con.execute(f'SELECT "{column}" FROM "{name}"').df().iloc[:, 0])
+                    reader = con.execute(f'SELECT "{column}" FROM "{name}"')
+                    consider(iter(reader.fetch_record_batch(TIME_BATCH_ROWS)))
         finally:
             con.close()
     if not latest:

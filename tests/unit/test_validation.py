@@ -219,3 +219,19 @@ def test_unreadable_sources_say_what_to_do(tmp_path, setup, message):
     setup(target)
     with pytest.raises(DataSourceError, match=message):
         load_tables(target)
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv", "duckdb"])
+def test_latest_date_reads_only_time_columns_and_agrees_with_the_tables(tmp_path, file_format):
+    from dataclasses import replace
+
+    from demo.generator import DemoConfig, generate_demo, write_demo
+    from features.loading import latest_date
+    from features.validation import validate_tables
+    from training.snapshots import data_window
+
+    cfg = replace(DemoConfig(customers=60, seed=5, months=5), file_format=file_format)
+    write_demo(generate_demo(cfg), tmp_path, cfg)
+    source = tmp_path / "npsrisk.duckdb" if file_format == "duckdb" else tmp_path
+    expected = data_window(validate_tables(load_tables(source)))[1]
+    assert latest_date(source) == expected
