@@ -321,6 +321,7 @@ def serve(
 ) -> None:
     """Start the prediction service (BentoML) after checking it has what it needs."""
     import os
+    import signal
     import subprocess
 
     from serving.http import KeyRing
@@ -360,7 +361,17 @@ def serve(
         "--port",
         str(port),
     ]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # The server runs in its own session and hears of Ctrl+C or a SIGTERM from a process
+    # manager through us, once, so it drains and stops its workers instead of orphaning them.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        if server.poll() is None:
+            server.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    raise typer.Exit(server.wait())
 
 
 text_app = typer.Typer(

@@ -212,3 +212,51 @@ def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
         )
         assert_same_drivers(json.loads(row["drivers"]), prediction["drivers"])
         assert row["model_version"] == body["model"]["version"]
+
+
+def test_npsrisk_serve_stops_the_server_and_its_workers_on_sigterm(small_world, tmp_path):
+    """A process manager stops `npsrisk serve`, not the server beneath it: nothing may linger."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    from serving.process import free_port
+
+    settings, _, _, _ = small_world
+    port = free_port()
+    env = {
+        **os.environ,
+        "NPSRISK_HOME": str(settings.home_path),
+        "NPSRISK_API_KEYS": "k1",
+        "NPSRISK_SERVING__PORT": str(port),
+        "NPSRISK_SERVING__STORE_POLL_SECONDS": "0",
+    }
+    npsrisk = str(Path(sys.executable).parent / "npsrisk")
+    with (tmp_path / "serve.log").open("w") as log:
+        parent = subprocess.Popen([npsrisk, "serve"], env=env, stdout=log, stderr=log)
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
+            tree = psutil.Process(parent.pid).children(recursive=True)
+            assert tree, "the server runs beneath npsrisk serve"
+            parent.send_signal(signal.SIGTERM)
+            assert parent.wait(timeout=60) == 0
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
