@@ -178,7 +178,7 @@ def plan_features(
         if len(tables.derived.get(TEXT_SIGNALS, ())):
             plan.text_themes = dict(text_themes)
         else:
-            notes.append("no customer-written texts (chats, tickets, comments): no text features")
+            notes.append("no customer chat messages or tickets with text: no text features")
     return plan, notes
 
 

@@ -26,6 +26,8 @@ Progress = Callable[[int, int], None]
 class FeatureModel(Protocol):
     """A trained model that knows how to build its own features (training.bundle)."""
 
+    plan: dict  # its FeaturePlan, as FeaturePlan.to_dict() wrote it
+
     def features_for(self, tables: ValidatedTables, pairs: pd.DataFrame) -> pd.DataFrame: ...
 
 

@@ -87,13 +87,23 @@ def _csv_format(path: Path) -> ds.CsvFileFormat:
     )
 
 
+def _dataset(path: Path) -> ds.Dataset:
+    """A Parquet or CSV table file, to scan (CSV columns as text: see ``_csv_format``)."""
+    fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
+    return ds.dataset(path, format=fmt)
+
+
+def _duckdb_column(con: duckdb.DuckDBPyConnection, table: str, wanted: str) -> str | None:
+    """A DuckDB table's column as it is spelled there (see ``_physical``)."""
+    return _physical([row[0] for row in con.execute(f'DESCRIBE "{table}"').fetchall()], wanted)
+
+
 def _read_file(
     path: Path, customer_ids: Collection[str] | None, columns: list[str] | None = None
 ) -> pd.DataFrame:
     """One table file, optionally only some customers' rows (filtered while scanning, so a
     slice of a large file never needs the whole file in memory) or only some columns."""
-    fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
-    dataset = ds.dataset(path, format=fmt)
+    dataset = _dataset(path)
     names = dataset.schema.names
     wanted = None if columns is None else [n for c in columns if (n := _physical(names, c))]
     key = _physical(names, CUSTOMER_KEY)
@@ -161,8 +171,7 @@ def _read_duckdb(
                 continue
             if tables is not None and key not in tables:
                 continue
-            columns = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
-            id_column = _physical(columns, CUSTOMER_KEY)
+            id_column = _duckdb_column(con, name, CUSTOMER_KEY)
             query = f'SELECT * FROM "{name}"'
             if customer_ids is not None and id_column:
                 query += (
@@ -240,8 +249,7 @@ def latest_date(source: Path) -> pd.Timestamp:
             spec = TABLES.get(path.stem.lower())
             if spec is None or spec.name == "customers" or spec.time_column is None:
                 continue
-            fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
-            dataset = ds.dataset(path, format=fmt)
+            dataset = _dataset(path)
             column = _physical(dataset.schema.names, spec.time_column)
             if column:
                 consider(dataset.to_batches(columns=[column], batch_size=TIME_BATCH_ROWS))
@@ -252,8 +260,7 @@ def latest_date(source: Path) -> pd.Timestamp:
                 spec = TABLES.get(name.lower())
                 if spec is None or spec.name == "customers" or spec.time_column is None:
                     continue
-                columns = [row[0] for row in con.execute(f'DESCRIBE "{name}"').fetchall()]
-                column = _physical(columns, spec.time_column)
+                column = _duckdb_column(con, name, spec.time_column)
                 if column:
                     reader = con.execute(f'SELECT "{column}" FROM "{name}"')
                     consider(iter(reader.fetch_record_batch(TIME_BATCH_ROWS)))

@@ -451,7 +451,7 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
     from serving.state import NotReadyError, load_champion
     from text_analytics.report import write_theme_report
     from text_analytics.sentiment import fit_satisfaction_model
-    from text_analytics.signals import TextScorer, extract_customer_texts, score_messages
+    from text_analytics.signals import TextScorer, extract_customer_texts
     from text_analytics.themes import load_taxonomy
 
     settings = _settings(ctx)
@@ -472,20 +472,8 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
                 model, load_taxonomy(settings.text.taxonomy_path), settings.text.negative_threshold
             )
             source = "a text model fitted on this data's comments"
-        messages = score_messages(
-            extract_customer_texts(tables.frames),
-            "text",
-            scorer.model,
-            scorer.taxonomy,
-            scorer.threshold,
-        )
-        responses = score_messages(
-            nps.assign(comment=nps.get("comment")),
-            "comment",
-            scorer.model,
-            scorer.taxonomy,
-            scorer.threshold,
-        )
+        messages = scorer.score(extract_customer_texts(tables.frames), "text")
+        responses = scorer.score(nps.assign(comment=nps.get("comment")), "comment")
         step("writing the report")
         target = new_report_dir(settings, "themes")
         paths = write_theme_report(

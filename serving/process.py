@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_ok(
+    url: str, process: subprocess.Popen, timeout: float, log: Callable[[], str] = lambda: ""
+) -> None:
+    """Until ``url`` answers 200. RuntimeError, with the end of ``log()``, if ``process``
+    exits first or ``timeout`` seconds pass."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited:\n{log()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer 200 in {timeout} s:\n{log()[-3000:]}")
 
 
 class ServiceProcess:
@@ -55,18 +74,8 @@ class ServiceProcess:
 
     def wait_until_up(self, ready: bool = True, timeout: float = 180) -> None:
         """Until /readyz (or, with ``ready=False``, /healthz) answers 200."""
-        deadline = time.time() + timeout
         path = "/readyz" if ready else "/healthz"
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"service not up in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        wait_for_ok(self.url + path, self.process, timeout, lambda: self.log_path.read_text())
 
     def stop(self) -> int:
         """SIGTERM (a graceful stop: shutdown hooks run), SIGKILL after 30 s; the exit code."""

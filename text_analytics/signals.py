@@ -189,5 +189,8 @@ class TextScorer:
         and out-of-sample at scoring time, so a model would trust them more than they deserve.
         """
         texts = extract_customer_texts({k: v for k, v in tables.items() if k != "nps_responses"})
-        scored = score_messages(texts, "text", self.model, self.taxonomy, self.threshold)
-        return scored.drop(columns=["text", "key"]).reset_index(drop=True)
+        return self.score(texts, "text").drop(columns=["text", "key"]).reset_index(drop=True)
+
+    def score(self, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
+        """``score_messages`` with this scorer's model, taxonomy and threshold."""
+        return score_messages(frame, text_column, self.model, self.taxonomy, self.threshold)

@@ -1,32 +1,25 @@
 """Training against a separately started `mlflow server` (any tracking URI works)."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from mlflow import MlflowClient
 
 from demo.generator import DemoConfig, generate_demo, write_demo
 from npsrisk.settings import load_settings
+from serving.process import free_port, wait_for_ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [
             mlflow_bin,
@@ -43,23 +36,12 @@ def mlflow_server(tmp_path):
             "1",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         env={**os.environ},
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not become healthy in 90 s")
+        wait_for_ok(f"{url}/health", process, 90, (tmp_path / "server.log").read_text)
         yield url
     finally:
         process.terminate()
@@ -67,6 +49,7 @@ def mlflow_server(tmp_path):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 def test_train_registers_into_a_remote_tracking_server(tmp_path, mlflow_server):

@@ -224,7 +224,7 @@ def test_npsrisk_serve_stops_the_server_and_its_workers_on_sigterm(small_world, 
 
     import psutil
 
-    from serving.process import free_port
+    from serving.process import free_port, wait_for_ok
 
     settings, _, _, _ = small_world
     port = free_port()
@@ -239,16 +239,8 @@ def test_npsrisk_serve_stops_the_server_and_its_workers_on_sigterm(small_world, 
     with (tmp_path / "serve.log").open("w") as log:
         parent = subprocess.Popen([npsrisk, "serve"], env=env, stdout=log, stderr=log)
         try:
-            deadline = time.time() + 180
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            else:
-                raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
+            url = f"http://127.0.0.1:{port}/readyz"
+            wait_for_ok(url, parent, 180, (tmp_path / "serve.log").read_text)
             tree = psutil.Process(parent.pid).children(recursive=True)
             assert tree, "the server runs beneath npsrisk serve"
             parent.send_signal(signal.SIGTERM)
