@@ -17,8 +17,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from serving.http import PUBLIC_PATHS, send_json_error
+from serving.model_card import MODEL_PATH
 from serving.schemas import (
     ErrorResponse,
+    ModelCardResponse,
     PredictFeaturesRequest,
     PredictRequest,
     PredictResponse,
@@ -55,7 +57,10 @@ ROUTES: dict[str, tuple[type[BaseModel] | None, type[BaseModel]]] = {
 
 
 def _model_schemas() -> dict[str, Any]:
-    models = {m for pair in ROUTES.values() for m in pair if m is not None} | {ErrorResponse}
+    models = {m for pair in ROUTES.values() for m in pair if m is not None} | {
+        ErrorResponse,
+        ModelCardResponse,
+    }
     _, top = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template=REF,
@@ -67,7 +72,44 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def publishable_spec(raw: dict[str, Any], version: str) -> dict[str, Any]:
+def _records_schema(schemas: dict[str, Any], catalog: Any) -> None:
+    """The records of /predict_features as the serving model's catalogue accepts them:
+    every feature with its type and bounds, and no other key."""
+    records = schemas["PredictFeaturesRequest"]["properties"]["records"]
+    if catalog is None:
+        records["description"] += " The accepted names are listed by GET /model."
+        return
+    records["items"] = catalog.record_schema()
+
+
+def _model_operation() -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": "The serving model's card and its features",
+            "description": "Name, version, trained_at, heads, validation metrics, and every "
+            "feature with its type, unit, accepted range or categories and description.",
+            "operationId": "model_card",
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "responses": {
+                "200": {
+                    "description": "Successful response",
+                    "content": {"application/json": {"schema": _ref(ModelCardResponse)}},
+                },
+                **{
+                    code: {
+                        "description": ERRORS[code],
+                        "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+                    }
+                    for code in ("401", "503")
+                },
+            },
+        }
+    }
+
+
+def publishable_spec(raw: dict[str, Any], version: str, catalog: Any = None) -> dict[str, Any]:
+    """The document to publish; ``catalog`` (the serving model's features.catalog
+    FeatureCatalog) spells out the records of /predict_features."""
     spec = _strip(raw)
     spec["openapi"] = "3.1.0"
     spec.pop("servers", None)
@@ -77,8 +119,10 @@ def publishable_spec(raw: dict[str, Any], version: str) -> dict[str, Any]:
         "description": "Next-NPS and churn-risk predictions with SHAP drivers for CRMs. "
         "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
     }
+    schemas = _model_schemas()
+    _records_schema(schemas, catalog)
     spec["components"] = {
-        "schemas": _model_schemas(),
+        "schemas": schemas,
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -108,6 +152,7 @@ def publishable_spec(raw: dict[str, Any], version: str) -> dict[str, Any]:
             },
         }
         paths[path] = {"post": operation}
+    paths[MODEL_PATH] = _model_operation()
     spec["paths"] = paths
     return spec
 
@@ -115,15 +160,21 @@ def publishable_spec(raw: dict[str, Any], version: str) -> dict[str, Any]:
 class OpenApiMiddleware:
     """Answers ``GET /docs.json`` with the publishable document."""
 
-    def __init__(self, app, spec: Callable[[], dict[str, Any]]):
+    def __init__(
+        self, app, spec: Callable[[], dict[str, Any]], key: Callable[[], Any] = lambda: None
+    ):
         self.app = app
         self.spec = spec
+        self.key = key  # the document is rebuilt when this changes (the serving model)
         self._body: bytes | None = None
+        self._key: Any = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/docs.json":
             return await self.app(scope, receive, send)
-        if self._body is None:
+        key = self.key()
+        if self._body is None or key != self._key:
+            self._key = key
             try:
                 self._body = json.dumps(self.spec()).encode()
             except Exception:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -72,11 +71,6 @@ def risk_tier(churn: float, detractor: float, tiers: RiskTierSettings) -> str | 
     return None
 
 
-@lru_cache(maxsize=200_000)
-def _describe(feature: str, value: Any, labels: tuple[tuple[str, str], ...]) -> str:
-    return describe_feature(feature, value, dict(labels))
-
-
 def _plain(value: Any) -> Any:
     if value is None:
         return None
@@ -94,9 +88,10 @@ def top_drivers(
     value_of: Callable[[str], Any],
     target: str,
     top_k: int,
-    theme_labels: tuple[tuple[str, str], ...] = (),
+    describe: Callable[[str, Any], str] = describe_feature,
 ) -> list[dict[str, Any]]:
-    """The ``top_k`` largest |contributions| of one row (last column is the base value)."""
+    """The ``top_k`` largest |contributions| of one row (last column is the base value);
+    ``describe`` says a value in words (a model's ``catalog.describe``)."""
     values = contributions[:-1]
     k = min(top_k, len(values))
     if k == 0:
@@ -117,7 +112,7 @@ def top_drivers(
                 "value": value,
                 "contribution": round(float(values[i]), 6),
                 "target": target,
-                "description": _describe(feature, value, theme_labels),
+                "description": describe(feature, value),
             }
         )
     return drivers
@@ -138,7 +133,7 @@ def predict_rows(
     churn, nps = scores["churn_probability"], scores["predicted_nps"]
     probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
     features = bundle.features
-    labels = tuple(sorted(bundle.theme_labels.items()))
+    describe = bundle.catalog.describe
     out = []
     for r, customer_id in enumerate(customer_ids):
         has_nps = not math.isnan(nps[r])
@@ -159,7 +154,7 @@ def predict_rows(
                 driver
                 for target, contrib in contributions.items()
                 for driver in top_drivers(
-                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k, labels
+                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k, describe
                 )
             ]
         out.append(row)

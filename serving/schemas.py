@@ -117,6 +117,45 @@ class ReloadResponse(BaseModel):
     detail: str = Field(description="What was loaded, or why nothing changed.")
 
 
+class FeatureInfo(BaseModel):
+    """One feature of the serving model (features.catalog)."""
+
+    name: str = Field(description="Feature name, as accepted by /predict_features.")
+    type: Literal["number", "boolean", "category"] = Field(description="Value type.")
+    unit: str | None = Field(description="Unit of a number, e.g. days or tickets.")
+    minimum: float | None = Field(description="Smallest accepted value (numbers).")
+    maximum: float | None = Field(description="Largest accepted value (numbers).")
+    integer: bool = Field(description="Whether only whole numbers are accepted.")
+    categories: list[str] | None = Field(
+        description="Accepted values of a category (seen in training); others are rejected."
+    )
+    description: str = Field(description="What the feature measures.")
+    when_missing: str = Field(description="What a missing value means, in words.")
+    risk_direction: Literal[-1, 0, 1] = Field(
+        description="+1: more of it can only raise churn risk; -1: only lower it; 0: either."
+    )
+
+
+class ValidationSummary(BaseModel):
+    window: list[str] | None = Field(description="As-of dates of the held-out window.")
+    metrics: dict[str, dict[str, float]] | None = Field(
+        description="Held-out metrics per head, e.g. churn.roc_auc, nps.mae."
+    )
+
+
+class ModelCardResponse(ModelInfo):
+    """The serving model's card and its features (GET /model)."""
+
+    heads: list[Literal["churn", "nps"]] = Field(description="Heads this version has.")
+    horizon_days: int | None = Field(description="Label horizon the version was trained on.")
+    validation: ValidationSummary = Field(description="How the version was validated.")
+    features_as_of: str | None = Field(description="As-of date of the features now serving.")
+    features: list[FeatureInfo] = Field(
+        description="Every feature, in the model's order; /predict_features accepts exactly "
+        "these names (and customer_id)."
+    )
+
+
 class ErrorResponse(BaseModel):
     """Every 4xx/5xx response body."""
 

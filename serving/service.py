@@ -1,4 +1,5 @@
-"""The Bento service CRMs call: `/predict`, `/predict_features`, `/reload`, health probes.
+"""The Bento service CRMs call: `/predict`, `/predict_features`, `/reload`, `GET /model`,
+health probes.
 
 Models and the feature store are loaded once per worker in ``__init__`` and swapped as one
 ``ServingState`` when the champion alias moves (``/reload``, SIGHUP, or polling) or a new
@@ -20,10 +21,12 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from features.catalog import check_records
 from features.store import current_store_path
 from npsrisk.settings import ConfigError, Settings, load_settings
 from serving.http import ApiKeyMiddleware, BodySizeLimitMiddleware, ErrorEnvelopeMiddleware
 from serving.inference_log import InferenceLog
+from serving.model_card import ModelCardMiddleware
 from serving.openapi import OpenApiMiddleware, publishable_spec
 from serving.schemas import (
     PredictFeaturesRequest,
@@ -218,27 +221,18 @@ class NpsRiskService:
         state = self._admit(len(request.records), limit, "records", request.top_k)
         if isinstance(state, Response):
             return state
-        bundle = state.champion.bundle
-        known = set(bundle.features) | {"customer_id"}
-        unknown = sorted({k for r in request.records for k in r} - known)
-        if unknown:
+        records, problems = check_records(state.champion.bundle.catalog, request.records)
+        if problems:
+            # 422 naming each bad value and what is accepted (GET /model lists them all).
+            code = "unknown_feature" if problems[0].code == "unknown_feature" else "invalid_value"
+            shown = "; ".join(str(p) for p in problems[:20])
+            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
             return _error(
-                400,
-                "unknown_feature",
-                f"not features of model v{state.champion.card.version}: {', '.join(unknown[:20])}",
+                422, code, f"{shown}{more} (model v{state.champion.card.version}; see GET /model)"
             )
-        categorical = set(bundle.encoder.categorical)
-        for i, record in enumerate(request.records):
-            for name, value in record.items():
-                if name in categorical or name == "customer_id" or value is None:
-                    continue
-                if isinstance(value, str):
-                    return _error(
-                        400, "invalid_value", f"records[{i}].{name} must be a number, not {value!r}"
-                    )
         predictions, log_records = predict_records(
             state.champion,
-            request.records,
+            records,
             request.explain,
             request.top_k,
             self.settings.serving.risk_tiers,
@@ -273,6 +267,19 @@ class NpsRiskService:
         )
 
 
+def _state() -> ServingState | None:
+    """This worker's current serving state (None before the service is up)."""
+    try:
+        return bentoml.get_current_service().state
+    except Exception:  # not instantiated yet
+        return None
+
+
+def _model_version() -> str | None:
+    state = _state()
+    return None if state is None else state.champion.card.version
+
+
 def _spec() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -280,11 +287,14 @@ def _spec() -> dict:
         project_version = version("npsrisk")
     except PackageNotFoundError:  # a Bento installs the dependencies, not the project itself
         project_version = "unknown"
-    return publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version)
+    state = _state()
+    catalog = None if state is None else state.champion.bundle.catalog
+    return publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version, catalog)
 
 
 # First added is outermost: errors from every layer below get the same JSON shape.
 NpsRiskService.add_asgi_middleware(ErrorEnvelopeMiddleware)
-NpsRiskService.add_asgi_middleware(OpenApiMiddleware, spec=_spec)
+NpsRiskService.add_asgi_middleware(OpenApiMiddleware, spec=_spec, key=_model_version)
 NpsRiskService.add_asgi_middleware(ApiKeyMiddleware)
+NpsRiskService.add_asgi_middleware(ModelCardMiddleware, state=_state)
 NpsRiskService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=_BOOT.serving.max_body_bytes)

@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from features.catalog import FeatureCatalog, learn_catalog
 from features.contract import NPS_CATEGORIES
 from training.models import ChurnModel, FeatureEncoder, NpsModel
 
@@ -33,6 +34,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     """
 
     text = None  # versions trained before text features existed unpickle without one
+    catalog_data = None  # versions trained before the feature catalogue: see ``catalog``
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         plan: dict[str, Any],
         info: dict[str, Any],
         text: Any = None,
+        catalog: dict[str, Any] | None = None,
     ):
         self.encoder = encoder
         self.churn = churn
@@ -49,6 +52,26 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         self.plan = plan
         self.info = info
         self.text = text  # text_analytics.signals.TextScorer: scores texts into features
+        self.catalog_data = catalog  # features.catalog.FeatureCatalog.to_dict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_catalog", None)  # rebuilt from catalog_data on first use
+        return state
+
+    @property
+    def catalog(self) -> FeatureCatalog:
+        """Every feature's type, unit, accepted values and words (features.catalog)."""
+        cached = self.__dict__.get("_catalog")
+        if cached is None:
+            if self.catalog_data is not None:
+                cached = FeatureCatalog.from_dict(self.catalog_data)
+            else:  # trained before the catalogue: intrinsic bounds only, no category list
+                from features.build import FeaturePlan
+
+                cached = learn_catalog(FeaturePlan.from_dict(self.plan))
+            self.__dict__["_catalog"] = cached
+        return cached
 
     @property
     def theme_labels(self) -> dict[str, str]:

@@ -153,6 +153,16 @@ def headline(metrics: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index(axis=1)
 
 
+def validation_metrics(metrics: pd.DataFrame, model: str) -> dict[str, dict[str, float]]:
+    """One model's overall held-out metrics per target: {'churn': {'roc_auc': 0.78, ...}}."""
+    overall = metrics[(metrics["model"] == model) & (metrics["segment"] == "all")]
+    out: dict[str, dict[str, float]] = {}
+    for row in overall.itertuples():
+        if not np.isnan(row.value):
+            out.setdefault(str(row.target), {})[str(row.metric)] = round(float(row.value), 6)
+    return out
+
+
 def primary_metrics(metrics: pd.DataFrame, model: str) -> dict[str, float]:
     """The promotion metric of each head for one model: {'churn': auc, 'nps': mae}."""
     out = {}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeaturePlan, attach_text_signals, build_features, plan_features
+from features.catalog import learn_catalog
 from features.contract import NPS_CATEGORIES
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
@@ -28,6 +29,7 @@ from training.evaluation import (
     headline,
     oracle_predictions,
     primary_metrics,
+    validation_metrics,
 )
 from training.models import (
     ChurnModel,
@@ -182,8 +184,15 @@ def _fit(
         LinearBaseline(numeric, plan.categorical, t.seed).fit(train, churned, nps_frame, score, w),
     ]
     # The text scorer only travels with the model when its features are in the plan.
+    catalog = learn_catalog(plan, frame[split.train])
     bundle = NpsRiskModel(
-        encoder, churn, nps, plan.to_dict(), info, text if plan.text_themes else None
+        encoder,
+        churn,
+        nps,
+        plan.to_dict(),
+        info,
+        text if plan.text_themes else None,
+        catalog.to_dict(),
     )
     return FittedModels(bundle, baselines, response, unweighted)
 
@@ -433,6 +442,8 @@ def train(
             predictions["oracle"] = oracle
     metrics = evaluate_predictions(valid, predictions)
     checks = _selection_checks(fitted, frame, split, truth)
+    # The model card (GET /model) shows the validation metrics the version was chosen on.
+    fitted.bundle.info["validation_metrics"] = validation_metrics(metrics, MODEL)
     lap("evaluate")
 
     say("plotting")
@@ -484,6 +495,7 @@ def train(
                 "features": plan.feature_names,
                 "categorical": plan.categorical,
                 "plan": plan.to_dict(),
+                "catalog": fitted.bundle.catalog_data,
             },
             indent=2,
         )
