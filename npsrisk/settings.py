@@ -8,7 +8,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -183,8 +190,47 @@ class ServingSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Address `npsrisk serve` binds.")
     port: int = Field(3000, gt=0, lt=65536, description="Port `npsrisk serve` binds.")
-    workers: int = Field(1, gt=0, description="Service worker processes.")
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Service worker processes; 0: one per CPU core, at most 4 (each worker "
+        "holds its own copy of the model and the feature store).",
+    )
     threads: int = Field(4, gt=0, description="Request threads per worker.")
+    max_concurrency: int = Field(
+        32,
+        ge=0,
+        description="Requests one worker holds at once (running or waiting for a thread); "
+        "more are shed with 429 and Retry-After instead of queueing. 0: no limit.",
+    )
+    retry_after_seconds: int = Field(
+        1, gt=0, description="The Retry-After a shed (429) request is told to wait."
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request still unanswered after this gets 504 (in the envelope)."
+    )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request body (e.g. one whose Content-Length promises more than it "
+        "sends) must arrive within this; else 408.",
+    )
+    max_header_bytes: int = Field(
+        16_384, gt=0, description="Largest total size of a request's headers; more: 431."
+    )
+    max_headers: int = Field(100, gt=0, description="Most headers in one request; more: 431.")
+    drain_seconds: float = Field(
+        3.0,
+        ge=0,
+        description="After SIGTERM a worker keeps answering this long (with Connection: close "
+        "and /readyz 503) so keep-alive clients move away without connection resets.",
+    )
+    reload_check_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often each worker looks at the reload stamp another worker's "
+        "/reload (or SIGHUP) wrote, so one reload reaches every worker.",
+    )
     max_ids_per_request: int = Field(1000, gt=0, description="Most customer ids in one request.")
     max_records_per_request: int = Field(
         1000, gt=0, description="Most inline records in one request."
@@ -198,7 +244,24 @@ class ServingSettings(_Section):
         0.0, ge=0, description="How often the service checks the champion alias (0: only /reload)."
     )
     inference_log: bool = Field(True, description="Record every prediction for monitoring.")
+    inference_log_retention_days: int = Field(
+        400,
+        ge=0,
+        description="Days of inference log kept (older days are deleted by the service); at "
+        "least training.horizon_days + 30 so realized performance can still be joined. "
+        "0: keep forever.",
+    )
+    inference_log_compaction: bool = Field(
+        True,
+        description="Compact each finished day of the inference log from JSONL into one "
+        "Parquet file (the service does it daily; `read_inference_log` reads both).",
+    )
     risk_tiers: RiskTierSettings = Field(default_factory=RiskTierSettings)
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or with 0 one per core (at most 4: each worker holds a full copy)."""
+        return self.workers or max(1, min(os.cpu_count() or 1, 4))
 
 
 class Settings(BaseSettings):
@@ -220,6 +283,18 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+
+    @model_validator(mode="after")
+    def _retention_covers_the_horizon(self) -> Settings:
+        days = self.serving.inference_log_retention_days
+        floor = self.training.horizon_days + 30
+        if days and days < floor:
+            raise ValueError(
+                f"serving.inference_log_retention_days is {days}, shorter than "
+                f"training.horizon_days + 30 = {floor}: predictions would be deleted before "
+                f"their outcomes are known. Set it to at least {floor} (or 0 to keep forever)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -248,6 +323,16 @@ class Settings(BaseSettings):
     @property
     def inference_log_path(self) -> Path:
         return self.home_path / "inference_log"
+
+    @property
+    def serving_cache_path(self) -> Path:
+        """Local copies of loaded champions, so a restarted worker skips MLflow."""
+        return self.home_path / "serving_cache"
+
+    @property
+    def run_path(self) -> Path:
+        """Per-instance runtime files: metrics folders and the reload stamp."""
+        return self.home_path / "run"
 
     @property
     def mlflow_db_path(self) -> Path:

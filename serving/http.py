@@ -1,24 +1,47 @@
-"""HTTP edge of the service: API keys, body size limit, and one JSON error shape.
+"""HTTP edge of the service: one strict request parser, one error envelope, one JSON encoder.
 
-Pure ASGI middlewares (no BaseHTTPMiddleware), verified against BentoML 1.4.39: its own
-validation errors come out as 400 with a pydantic error list, ``BentoMLException``s as a
-one-element list, and unknown routes as plain text; ``ErrorEnvelopeMiddleware`` rewrites all
-of them to ``{"error": "<machine code>", "detail": "<what to fix>"}``.
+Two pure ASGI layers, verified against BentoML 1.4.39:
+
+* ``Front`` wraps the whole BentoML app (outside BentoML's own metrics, tracing, timeout and
+  concurrency middlewares, which sit outside user middleware): every status >= 400, BentoML's
+  and Starlette's included, leaves as ``{"error": "<machine code>", "detail": "<what to fix>"}``;
+  oversized or too many headers get 431; unknown paths reach the metrics middleware as one
+  label (``/unknown``) so random paths cannot grow ``/metrics``; while a worker drains after
+  SIGTERM every answer carries ``Connection: close``.
+* ``ApiRouter`` (a user middleware) answers the probes with small JSON bodies, checks API keys
+  (``/docs.json`` and every doc route included), sheds load past ``serving.max_concurrency``
+  with 429 and ``Retry-After``, reads the body (JSON content types only, a size limit, a read
+  timeout), parses it strictly, validates it with the route's pydantic model (strict types,
+  finite numbers, no extra keys), runs the handler on a worker thread (with a timeout) and
+  encodes the answer with ``encode_json``, which cannot emit NaN or Infinity.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+import anyio
+from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger("bentoml.service.npsrisk")
+
+PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+PUBLIC_PATHS = PROBE_PATHS | {"/metrics"}
 ADMIN_PATHS = frozenset({"/reload"})
+UNKNOWN_PATH = "/unknown"
 KEY_FILE_CHECK_SECONDS = 5.0
+MAX_INT_DIGITS = 18  # longer integers are parsed as floats, so 400 digits become inf: rejected
 
 STATUS_CODES = {
     400: "invalid_request",
@@ -26,22 +49,156 @@ STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    431: "request_header_fields_too_large",
     500: "internal_error",
     503: "not_ready",
     504: "timeout",
 }
+DETAILS = {
+    404: "no such route: the API is described at /docs.json",
+    405: "this method is not allowed on this route: see /docs.json",
+    429: "the service is at capacity: retry after the Retry-After seconds",
+    504: "the request took too long to answer: retry, or send fewer ids",
+}
+CLOSE = (b"connection", b"close")
+
+
+class ApiError(Exception):
+    """A client-facing error: status, machine code, what to fix, extra headers."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: Iterable = ()):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, list(headers)
+
+
+# --- one JSON encoder --------------------------------------------------------------------------
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _finite(node: Any) -> Any:
+    """NaN and ±Infinity (a value that is genuinely missing or unusable) become null."""
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_finite(v) for v in node]
+    if hasattr(node, "item") and not isinstance(node, str | bytes):
+        return _finite(node.item())
+    return node
+
+
+def encode_json(obj: Any) -> bytes:
+    """The one JSON encoder of responses and the inference log: never NaN or Infinity.
+
+    The fast path dumps as is with ``allow_nan=False``; only a body that holds a non-finite
+    number pays for the walk that maps them to null.
+    """
+    try:
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default)
+    except ValueError:
+        text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False, default=_default)
+    return text.encode()
+
+
+# --- one strict request parser -----------------------------------------------------------------
+
+
+def _constant(name: str) -> float:
+    # NaN / Infinity are not JSON; parsed as floats so validation names the field they are in.
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
+
+
+def _integer(text: str) -> int | float:
+    return int(text) if len(text.lstrip("-")) <= MAX_INT_DIGITS else float(text)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON, or ApiError 400 saying where it broke (never echoing the body)."""
+    if not raw.strip():
+        raise ApiError(400, "empty_body", "the body is empty: send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_json", "the body is not UTF-8 encoded JSON") from None
+    try:
+        return json.loads(text, parse_constant=_constant, parse_int=_integer)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+
+
+def _data_path(loc: tuple, data: Any) -> str:
+    """The part of a pydantic error location that is a path into the request (union member
+    tags such as 'float' or 'str' dropped), as ``records.0.seats``."""
+    parts, node = [], data
+    for key in loc:
+        in_dict = isinstance(node, dict) and key in node
+        if in_dict or (isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)):
+            node = node[key]
+        elif isinstance(node, dict) and isinstance(key, str):
+            parts.append(key)  # a missing or forbidden key: name it, stop
+            break
+        else:
+            break
+        parts.append(str(key))
+    return ".".join(parts) or "body"
+
+
+def describe_validation(exc: ValidationError, data: Any, limit: int = 10) -> str:
+    """'path: message' per field (first message per field), without the input values."""
+    seen: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_context=False, include_input=False):
+        path = _data_path(tuple(err.get("loc", ())), data)
+        seen.setdefault(path, err.get("msg", "invalid"))
+    parts = [f"{path}: {msg}" for path, msg in list(seen.items())[:limit]]
+    more = len(seen) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def validate_request(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_error", describe_validation(exc, data)) from None
+
+
+def is_json_media(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+# --- the envelope --------------------------------------------------------------------------------
 
 
 def json_error_body(code: str, detail: str) -> bytes:
-    return json.dumps({"error": code, "detail": detail}).encode()
+    return encode_json({"error": code, "detail": detail})
 
 
-async def send_json_error(send, status: int, code: str, detail: str, headers=()) -> None:
-    body = json_error_body(code, detail)
+async def send_json(send, status: int, body: bytes, headers: Iterable = (), head: bool = False):
     await send(
         {
             "type": "http.response.start",
@@ -53,7 +210,11 @@ async def send_json_error(send, status: int, code: str, detail: str, headers=())
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_json_error(send, status: int, code: str, detail: str, headers=()) -> None:
+    await send_json(send, status, json_error_body(code, detail), headers)
 
 
 def _pydantic_errors(errors: list) -> str:
@@ -79,11 +240,16 @@ def normalize_error(status: int, raw: bytes) -> tuple[str, str]:
         and all(isinstance(v, str) for v in data.values())
     ):
         return data["error"], data["detail"]  # already ours (e.g. 503 not_ready)
+    if status in DETAILS:
+        return code, DETAILS[status]
     if status >= 500:
         # Never echo server internals (messages, stack traces) to a client.
         return code, "the server could not answer this request; it has been logged"
     if data is None:
-        return code, raw.decode("utf-8", "replace").strip() or code
+        # Never echo a body back (a form-encoded body may hold personal data): plain text
+        # errors come from BentoML or Starlette, short and about the request line.
+        text = raw.decode("utf-8", "replace").strip()
+        return code, text[:200] if text and "=" not in text else code.replace("_", " ")
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]
     if isinstance(data, dict):
@@ -93,25 +259,91 @@ def normalize_error(status: int, raw: bytes) -> tuple[str, str]:
                 return "malformed_json", "the body is not valid JSON: " + _pydantic_errors(detail)
             return "validation_error", _pydantic_errors(detail)
         if isinstance(detail, str):
-            return code, detail
+            return code, detail[:500]
         if isinstance(data.get("error"), str):
-            return code, data["error"]
-    return code, json.dumps(data)[:500]
+            return code, data["error"][:500]
+    return code, code.replace("_", " ")
 
 
-class ErrorEnvelopeMiddleware:
-    """Every response with status >= 400 becomes ``{"error": code, "detail": text}``."""
+class Draining:
+    """Set once a worker heard SIGTERM: answers carry ``Connection: close``, /readyz is 503."""
 
-    def __init__(self, app):
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.since is not None
+
+    def start(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+
+
+DRAINING = Draining()
+
+
+class Front:
+    """Outermost layer around the BentoML app: envelope, header limits, route labels, drain."""
+
+    def __init__(
+        self, app, max_headers: int, max_header_bytes: int, extra_paths: Iterable[str] = ()
+    ):
         self.app = app
+        # Paths answered by user middleware (GET /model), not BentoML routes: real labels.
+        self.extra_paths = frozenset(extra_paths)
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self._known: set[str] | None = None
+        self._prefixes: tuple[str, ...] = ()
+
+    def _route_label(self, path: str) -> str:
+        if self._known is None:
+            known, prefixes = set(PUBLIC_PATHS) | {"/docs.json"} | self.extra_paths, []
+            for route in getattr(self.app, "routes", []):
+                route_path = getattr(route, "path", None)
+                if route_path is None:
+                    continue
+                if "{" in route_path or not hasattr(route, "endpoint"):  # mounts, templates
+                    prefixes.append(route_path.split("{", 1)[0].rstrip("/") + "/")
+                    if "{" not in route_path:
+                        known.add(route_path.rstrip("/"))  # the mount's own path (/ui)
+                else:
+                    known.add(route_path)
+            self._known, self._prefixes = known, tuple(p for p in prefixes if p != "/")
+        if path in self._known or (self._prefixes and path.startswith(self._prefixes)):
+            return path
+        return UNKNOWN_PATH
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = scope["headers"]
+        if len(headers) > self.max_headers:
+            return await send_json_error(
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"{len(headers)} headers sent; send at most {self.max_headers}",
+                [CLOSE],
+            )
+        size = sum(len(k) + len(v) for k, v in headers)
+        if size > self.max_header_bytes:
+            return await send_json_error(
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"the headers are {size} bytes; send at most {self.max_header_bytes}",
+                [CLOSE],
+            )
+        label = self._route_label(scope["path"])
+        if label != scope["path"]:
+            scope = {**scope, "path": label, "npsrisk.path": scope["path"]}
         state: dict = {"start": None, "chunks": []}
 
         async def wrapped(message):
             if message["type"] == "http.response.start":
+                if DRAINING:
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
                 if message["status"] < 400:
                     state["start"] = False
                     return await send(message)
@@ -133,6 +365,9 @@ class ErrorEnvelopeMiddleware:
             return await send(message)
 
         return await self.app(scope, receive, wrapped)
+
+
+# --- API keys ------------------------------------------------------------------------------------
 
 
 def _split_keys(text: str) -> list[str]:
@@ -159,7 +394,7 @@ class KeyRing:
 
     @property
     def source(self) -> str:
-        return f"{self.env_var} or {self.file_env_var}"
+        return f"{self.env_var} (comma-separated) or {self.file_env_var} (one key per line)"
 
     def _load(self) -> None:
         keys = _split_keys(os.environ.get(self.env_var, ""))
@@ -194,90 +429,255 @@ class KeyRing:
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
-    lookup = {k.lower(): v for k, v in headers}
-    auth = lookup.get(b"authorization")
+    auth = key = None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"authorization":
+            auth = value
+        elif name == b"x-api-key":
+            key = value
     if auth and auth[:7].lower() == b"bearer ":
         return auth[7:].strip()
-    key = lookup.get(b"x-api-key")
     return key.strip() if key else None
 
 
-class ApiKeyMiddleware:
-    """``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` on everything but the probes.
+def check_key(path: str, headers, keys: KeyRing, admin_keys: KeyRing) -> None:
+    """ApiError unless the request carries a key good for ``path``.
 
-    Admin paths (``/reload``) need an admin key. With no key configured the service answers
-    503 saying which variable to set, rather than running open.
+    Without any admin key configured, ``/reload`` is disabled and says which variable turns
+    it on (403: no key would help); without any API key the service is not usable (503).
     """
+    admin = path in ADMIN_PATHS
+    ring = admin_keys if admin else keys
+    if not ring:
+        if admin:
+            raise ApiError(
+                403,
+                "admin_not_configured",
+                f"/reload is disabled because no admin key is configured: set {ring.source} "
+                "and restart the service (a key file is re-read within seconds)",
+            )
+        raise ApiError(503, "not_configured", f"no API key is configured: set {ring.source}")
+    if not ring.accepts(presented_key(headers)):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or invalid API key: send 'Authorization: Bearer <key>' or "
+            "'X-API-Key: <key>'" + (" with an admin key" if admin else ""),
+            [(b"www-authenticate", b'Bearer realm="npsrisk"')],
+        )
 
-    def __init__(self, app, keys: KeyRing | None = None, admin_keys: KeyRing | None = None):
+
+# --- the API router ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One POST endpoint: its request model (None: no body) and the handler's method name.
+
+    A handler takes the validated request and returns ``(status, body dict)``."""
+
+    request: type[BaseModel] | None
+    handler: str
+
+
+class ServiceSlot:
+    """Where the worker's service instance registers itself, for the router to call."""
+
+    def __init__(self) -> None:
+        self.instance: Any = None
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_body_bytes: int
+    body_timeout_seconds: float
+    request_timeout_seconds: float
+    max_concurrency: int
+    retry_after_seconds: int
+    threads: int
+
+
+class ApiRouter:
+    """Probes, keys, docs, shedding, body reading, strict parsing and dispatch (see module)."""
+
+    def __init__(
+        self,
+        app,
+        routes: dict[str, Route],
+        slot: ServiceSlot,
+        limits: EdgeLimits,
+        spec: Callable[[], dict[str, Any]],
+        keys: KeyRing | None = None,
+        spec_key: Callable[[], Any] = lambda: None,
+        admin_keys: KeyRing | None = None,
+    ):
         self.app = app
+        self.routes = routes
+        self.slot = slot
+        self.limits = limits
+        self.spec = spec
+        self.spec_key = spec_key  # the document is rebuilt when this changes (the model)
+        self._spec_for: Any = None
         self.keys = keys or KeyRing("NPSRISK_API_KEYS", "NPSRISK_API_KEYS_FILE")
         self.admin_keys = admin_keys or KeyRing("NPSRISK_ADMIN_KEYS", "NPSRISK_ADMIN_KEYS_FILE")
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            return await self.app(scope, receive, send)
-        ring = self.admin_keys if scope["path"] in ADMIN_PATHS else self.keys
-        if not ring:
-            return await send_json_error(
-                send, 503, "not_configured", f"no API key is configured: set {ring.source}"
-            )
-        if not ring.accepts(presented_key(scope["headers"])):
-            return await send_json_error(
-                send,
-                401,
-                "unauthorized",
-                "missing or invalid API key: send 'Authorization: Bearer <key>' or "
-                "'X-API-Key: <key>'" + (" with an admin key" if ring is self.admin_keys else ""),
-                [(b"www-authenticate", b'Bearer realm="npsrisk"')],
-            )
-        return await self.app(scope, receive, send)
-
-
-class BodySizeLimitMiddleware:
-    """413 for bodies over ``max_bytes``: by Content-Length, or counted for chunked bodies."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def _too_large(self, send) -> None:
-        await send_json_error(
-            send,
-            413,
-            "payload_too_large",
-            f"the request body is larger than {self.max_bytes} bytes: send fewer ids or records",
-        )
+        self.inflight = 0
+        self._spec_body: bytes | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k.lower(): v for k, v in scope["headers"]}
-        length = headers.get(b"content-length")
+        path, method = scope["path"], scope["method"]
+        try:
+            if path in PROBE_PATHS and method in ("GET", "HEAD"):
+                return await self._probe(path, send, head=method == "HEAD")
+            if path in PUBLIC_PATHS:
+                return await self.app(scope, receive, send)
+            check_key(path, scope["headers"], self.keys, self.admin_keys)
+            route = self.routes.get(path)
+            if path == "/docs.json" and method in ("GET", "HEAD"):
+                return await send_json(send, 200, self._spec(), head=method == "HEAD")
+            if route is None or method != "POST":
+                return await self.app(scope, receive, send)  # BentoML's 404 / 405 / doc pages
+            return await self._api(route, scope, receive, send)
+        except ApiError as exc:
+            return await send_json_error(send, exc.status, exc.code, exc.detail, exc.headers)
+
+    def _spec(self) -> bytes:
+        key = self.spec_key()
+        if self._spec_body is None or key != self._spec_for:
+            self._spec_for = key
+            try:
+                self._spec_body = encode_json(self.spec())
+            except Exception:
+                logger.exception("could not build the OpenAPI document")
+                raise ApiError(
+                    500, "internal_error", "the OpenAPI document could not be built"
+                ) from None
+        return self._spec_body
+
+    async def _probe(self, path: str, send, head: bool) -> None:
+        if path != "/readyz":
+            return await send_json(send, 200, b'{"status":"alive"}', head=head)
+        instance = self.slot.instance
+        if DRAINING:
+            raise ApiError(503, "draining", "this worker is shutting down")
+        if instance is None:
+            raise ApiError(503, "not_ready", "the service is starting")
+        status, body = instance.readiness()
+        return await send_json(send, status, encode_json(body), head=head)
+
+    async def _api(self, route: Route, scope, receive, send) -> None:
+        limits = self.limits
+        if limits.max_concurrency and self.inflight >= limits.max_concurrency:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"this worker already holds {self.inflight} requests: retry after "
+                f"{limits.retry_after_seconds} s",
+                [(b"retry-after", str(limits.retry_after_seconds).encode())],
+            )
+        self.inflight += 1
+        try:
+            body = await self._read_body(route, scope, receive)
+            if route.request is not None:
+                request = validate_request(route.request, parse_json(body))
+            elif body.strip():
+                data = parse_json(body)
+                if data != {}:
+                    raise ApiError(422, "validation_error", "body: this route takes no fields")
+                request = None
+            else:
+                request = None
+            instance = self.slot.instance
+            if instance is None:
+                raise ApiError(503, "not_ready", "the service is starting")
+            handler = getattr(instance, route.handler)
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(limits.threads)
+            with anyio.move_on_after(limits.request_timeout_seconds) as scope_timeout:
+                answer = await anyio.to_thread.run_sync(
+                    handler, request, limiter=self._limiter, abandon_on_cancel=True
+                )
+            if scope_timeout.cancelled_caught:
+                raise ApiError(
+                    504,
+                    "timeout",
+                    f"no answer within {limits.request_timeout_seconds:g} s "
+                    "(serving.request_timeout_seconds): retry, or send fewer ids",
+                )
+            status, payload = answer
+            await send_json(send, status, encode_json(payload))
+        except ApiError:
+            raise
+        except Exception:
+            logger.exception("unexpected error answering %s", scope["path"])
+            raise ApiError(
+                500, "internal_error", "the server could not answer this request; it is logged"
+            ) from None
+        finally:
+            self.inflight -= 1
+
+    async def _read_body(self, route: Route, scope, receive) -> bytes:
+        limits = self.limits
+        content_type = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+        needs_json = content_type is not None or route.request is not None
+        if needs_json and not is_json_media(content_type):
+            got = (
+                "no Content-Type"
+                if content_type is None
+                else repr(content_type.split(b";", 1)[0].decode("latin-1")[:80])
+            )
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send the body as JSON with 'Content-Type: application/json' (got {got})",
+                [CLOSE],
+            )
         if length is not None:
             try:
-                if int(length) > self.max_bytes:
-                    return await self._too_large(send)
+                expected = int(length)
             except ValueError:
-                return await send_json_error(send, 400, "invalid_request", "bad Content-Length")
-            return await self.app(scope, receive, send)
-        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
-            return await self.app(scope, receive, send)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                return await self._too_large(send)
-            chunks.append(body)
-            if not message.get("more_body"):
-                break
-        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+                raise ApiError(400, "invalid_request", "bad Content-Length", [CLOSE]) from None
+            if expected > limits.max_body_bytes:
+                raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with anyio.fail_after(limits.body_timeout_seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ApiError(400, "client_disconnected", "the client went away")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limits.max_body_bytes:
+                        raise self._too_large()
+                    chunks.append(chunk)
+                    if not message.get("more_body"):
+                        break
+        except TimeoutError:
+            promised = f"Content-Length promised {int(length)} bytes, " if length else ""
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {limits.body_timeout_seconds:g} s "
+                f"({promised}{size} arrived): send the whole body",
+                [CLOSE],
+            ) from None
+        return b"".join(chunks)
 
-        async def replayed():
-            return replay.pop() if replay else await receive()
-
-        return await self.app(scope, replayed, send)
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.limits.max_body_bytes} bytes: send fewer "
+            "ids or records",
+            [CLOSE],
+        )

@@ -4,22 +4,34 @@ Layout: ``<home>/inference_log/date=YYYY-MM-DD/part-<host>-<pid>-<start>.jsonl``
 object per prediction. Each process writes its own files (no locking between workers); a
 background thread serialises and appends batches. ``close()`` drains the queue, so a
 service that stops (SIGTERM, shutdown hook, interpreter exit) loses no record.
+
+``tidy_inference_log`` (run hourly by the service) compacts each finished day into one
+``compacted.parquet`` (features and outputs as JSON text) and deletes days past the
+retention; ``read_inference_log`` reads JSONL and Parquet alike. Records are encoded by
+``serving.http.encode_json``, so the log never holds NaN or Infinity.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
 import os
 import queue
+import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from serving.http import encode_json
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +75,7 @@ class InferenceLog:
             try:
                 for record in build():
                     lines_by_day.setdefault(record["logged_at"][:10], []).append(
-                        json.dumps(record, separators=(",", ":"), default=_json_default)
+                        encode_json(record).decode()
                     )
             except Exception:  # a bad record must not stop the log
                 logger.exception("could not serialise an inference log batch")
@@ -106,20 +118,116 @@ class InferenceLog:
             self._handle = None
 
 
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return str(value)
+COMPACTED = "compacted.parquet"
+JSON_COLUMNS = ("features", "outputs")
+SETTLE_SECONDS = 600  # a day's JSONL untouched this long is finished (late writes included)
 
 
-def read_inference_log(folder: Path) -> pd.DataFrame:
-    """All logged predictions as one frame (features and outputs as dict columns)."""
+def _day_folders(folder: Path) -> dict[date, Path]:
+    days = {}
+    for path in Path(folder).glob("date=*"):
+        try:
+            days[date.fromisoformat(path.name[5:])] = path
+        except ValueError:
+            continue
+    return days
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def compact_day(day_folder: Path) -> int:
+    """Fold a finished day's JSONL files (and any earlier compaction) into one Parquet file.
+
+    Idempotent: re-running merges whatever JSONL arrived since. The new file replaces the old
+    one atomically before the JSONL files it holds are deleted, so a reader sees every record
+    (at worst twice for a moment, never lost). Returns the records compacted (0: nothing to do).
+    """
+    parts = sorted(day_folder.glob("*.jsonl"))
+    if not parts:
+        return 0
+    target = day_folder / COMPACTED
     records = []
-    for path in sorted(Path(folder).glob("date=*/*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            records.extend(json.loads(line) for line in handle if line.strip())
+    if target.is_file():
+        records.extend(_decode_json_columns(pq.read_table(target).to_pylist()))
+    for part in parts:
+        records.extend(_read_jsonl(part))
+    rows = [
+        {k: (encode_json(v).decode() if k in JSON_COLUMNS else v) for k, v in r.items()}
+        for r in records
+    ]
+    table = pa.Table.from_pylist(rows)
+    tmp = day_folder / f".{COMPACTED}.{os.getpid()}.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, target)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return len(rows)
+
+
+def tidy_inference_log(
+    folder: Path,
+    retention_days: int,
+    compact: bool = True,
+    today: date | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
+) -> dict[str, int]:
+    """Delete days older than ``retention_days`` (0: keep all) and compact finished days.
+
+    Today's files are never touched (the service is writing them). One process at a time
+    (a lock file); another worker calling it meanwhile just returns.
+    """
+    folder = Path(folder)
+    done = {"deleted_days": 0, "compacted_days": 0, "compacted_records": 0}
+    if not folder.is_dir():
+        return done
+    today = today or datetime.now(UTC).date()
+    with (folder / ".tidy.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return done
+        for day, path in sorted(_day_folders(folder).items()):
+            if retention_days and day < today - timedelta(days=retention_days):
+                shutil.rmtree(path, ignore_errors=True)
+                done["deleted_days"] += 1
+                continue
+            if not compact or day >= today:
+                continue
+            parts = list(path.glob("*.jsonl"))
+            if not parts or time.time() - max(p.stat().st_mtime for p in parts) < settle_seconds:
+                continue
+            done["compacted_records"] += compact_day(path)
+            done["compacted_days"] += 1
+    if done["deleted_days"] or done["compacted_days"]:
+        logger.info("inference log tidied: %s", done)
+    return done
+
+
+def _decode_json_columns(rows: list[dict]) -> list[dict]:
+    for row in rows:
+        for key in JSON_COLUMNS:
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+    return rows
+
+
+def read_inference_log(
+    folder: Path, since: date | None = None, until: date | None = None
+) -> pd.DataFrame:
+    """Logged predictions (features and outputs as dict columns), compacted days and JSONL
+    alike; ``since`` / ``until`` (inclusive) skip whole day folders unread."""
+    records = []
+    for day, path in sorted(_day_folders(Path(folder)).items()):
+        if (since and day < since) or (until and day > until):
+            continue
+        compacted = path / COMPACTED
+        if compacted.is_file():
+            records.extend(_decode_json_columns(pq.read_table(compacted).to_pylist()))
+        for part in sorted(path.glob("*.jsonl")):
+            records.extend(_read_jsonl(part))
     frame = pd.DataFrame.from_records(records)
     if len(frame):
         frame = frame.sort_values("logged_at", kind="stable", ignore_index=True)

@@ -2,40 +2,53 @@
 
 BentoML 1.4.39 emits a 3.0.2 document that does not validate (a non-standard ``root_input``
 key, 3.1-style null types) and documents error bodies it does not send. This rewrites it:
-OpenAPI 3.1, the API-key security schemes, and the ``{"error", "detail"}`` body on every
-error a route can return.
+OpenAPI 3.1, the API-key security schemes, every bound the service enforces (the maxima that
+are settings included), and the ``{"error", "detail"}`` body on every error a route can return.
+The document itself is served by ``serving.http.ApiRouter`` at ``/docs.json`` (key required).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable
+import copy
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from serving.http import PUBLIC_PATHS, send_json_error
+from npsrisk.settings import ServingSettings
 from serving.model_card import MODEL_PATH
 from serving.schemas import (
     ErrorResponse,
+    HealthResponse,
     ModelCardResponse,
     PredictFeaturesRequest,
     PredictRequest,
     PredictResponse,
+    ReadyResponse,
     ReloadResponse,
 )
 
-logger = logging.getLogger(__name__)
 REF = "#/components/schemas/{model}"
 
 ERRORS = {
-    "400": "Bad input: malformed JSON, wrong types, out-of-range values, too many ids.",
+    "400": "Bad input: malformed JSON, an empty body, too many ids or records, top_k too large.",
     "401": "Missing or invalid API key.",
+    "403": "/reload without any admin key configured (set NPSRISK_ADMIN_KEYS).",
+    "408": "The body did not arrive within serving.body_timeout_seconds.",
     "413": "Request body larger than serving.max_body_bytes.",
+    "415": "The body is not sent as JSON (Content-Type: application/json).",
+    "422": "The body is JSON but breaks the schema: wrong types, non-finite numbers, "
+    "unknown keys, out-of-range values.",
+    "429": "Shed under load (serving.max_concurrency): retry after the Retry-After seconds.",
+    "431": "Too many or too large request headers.",
     "500": "Unexpected server error (never a stack trace).",
     "503": "Not ready: no champion model or no materialized feature store yet.",
+    "504": "No answer within serving.request_timeout_seconds.",
+}
+PROBES = {
+    "/healthz": (HealthResponse, "The process is alive."),
+    "/livez": (HealthResponse, "The process is alive."),
+    "/readyz": (ReadyResponse, "A model and a feature store are loaded."),
 }
 
 
@@ -57,10 +70,8 @@ ROUTES: dict[str, tuple[type[BaseModel] | None, type[BaseModel]]] = {
 
 
 def _model_schemas() -> dict[str, Any]:
-    models = {m for pair in ROUTES.values() for m in pair if m is not None} | {
-        ErrorResponse,
-        ModelCardResponse,
-    }
+    models = {m for pair in ROUTES.values() for m in pair if m is not None}
+    models |= {ErrorResponse, HealthResponse, ReadyResponse, ModelCardResponse}
     _, top = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template=REF,
@@ -70,6 +81,17 @@ def _model_schemas() -> dict[str, Any]:
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
+
+
+def _publish_bounds(schemas: dict[str, Any], serving: ServingSettings) -> None:
+    """The maxima that are settings, so a client (or a fuzzer) knows every bound."""
+    for name, items, most in (
+        ("PredictRequest", "customer_ids", serving.max_ids_per_request),
+        ("PredictFeaturesRequest", "records", serving.max_records_per_request),
+    ):
+        props = schemas[name]["properties"]
+        props[items]["maxItems"] = most
+        props["top_k"]["maximum"] = serving.max_top_k
 
 
 def _records_schema(schemas: dict[str, Any], catalog: Any) -> None:
@@ -95,31 +117,42 @@ def _model_operation() -> dict[str, Any]:
                     "description": "Successful response",
                     "content": {"application/json": {"schema": _ref(ModelCardResponse)}},
                 },
-                **{
-                    code: {
-                        "description": ERRORS[code],
-                        "content": {"application/json": {"schema": _ref(ErrorResponse)}},
-                    }
-                    for code in ("401", "503")
-                },
+                **_error_responses(["401", "503"]),
             },
         }
     }
 
 
-def publishable_spec(raw: dict[str, Any], version: str, catalog: Any = None) -> dict[str, Any]:
+def _error_responses(codes) -> dict[str, Any]:
+    return {
+        code: {
+            "description": ERRORS[code],
+            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+        }
+        for code in codes
+    }
+
+
+def publishable_spec(
+    raw: dict[str, Any],
+    version: str,
+    serving: ServingSettings | None = None,
+    catalog: Any = None,
+) -> dict[str, Any]:
     """The document to publish; ``catalog`` (the serving model's features.catalog
     FeatureCatalog) spells out the records of /predict_features."""
-    spec = _strip(raw)
+    spec = _strip(copy.deepcopy(raw))
     spec["openapi"] = "3.1.0"
     spec.pop("servers", None)
     spec["info"] = {
         "title": "npsrisk prediction service",
         "version": version,
         "description": "Next-NPS and churn-risk predictions with SHAP drivers for CRMs. "
-        "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        "Send `Authorization: Bearer <key>` or `X-API-Key: <key>` on every route but the "
+        "health probes and /metrics.",
     }
     schemas = _model_schemas()
+    _publish_bounds(schemas, serving or ServingSettings())
     _records_schema(schemas, catalog)
     spec["components"] = {
         "schemas": schemas,
@@ -128,7 +161,29 @@ def publishable_spec(raw: dict[str, Any], version: str, catalog: Any = None) -> 
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         },
     }
-    paths = {p: item for p, item in spec.get("paths", {}).items() if p in PUBLIC_PATHS}
+    paths: dict[str, Any] = {}
+    for path, (model, description) in PROBES.items():
+        responses = {
+            "200": {
+                "description": description,
+                "content": {"application/json": {"schema": _ref(model)}},
+            }
+        }
+        if path == "/readyz":
+            responses |= _error_responses(["503"])
+        paths[path] = {"get": {"summary": description, "security": [], "responses": responses}}
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics of this instance.",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
     for path, (request, response) in ROUTES.items():
         operation = dict(spec.get("paths", {}).get(path, {}).get("post", {}))
         operation.pop("requestBody", None)
@@ -138,59 +193,16 @@ def publishable_spec(raw: dict[str, Any], version: str, catalog: Any = None) -> 
                 "content": {"application/json": {"schema": _ref(request)}},
             }
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        codes = list(ERRORS)
         operation["responses"] = {
             "200": {
                 "description": "Successful response",
                 "content": {"application/json": {"schema": _ref(response)}},
             },
-            **{
-                code: {
-                    "description": description,
-                    "content": {"application/json": {"schema": _ref(ErrorResponse)}},
-                }
-                for code, description in ERRORS.items()
-            },
+            **_error_responses(codes),
         }
         paths[path] = {"post": operation}
     paths[MODEL_PATH] = _model_operation()
     spec["paths"] = paths
+    spec["security"] = [{"bearer": []}, {"apiKey": []}]
     return spec
-
-
-class OpenApiMiddleware:
-    """Answers ``GET /docs.json`` with the publishable document."""
-
-    def __init__(
-        self, app, spec: Callable[[], dict[str, Any]], key: Callable[[], Any] = lambda: None
-    ):
-        self.app = app
-        self.spec = spec
-        self.key = key  # the document is rebuilt when this changes (the serving model)
-        self._body: bytes | None = None
-        self._key: Any = None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != "/docs.json":
-            return await self.app(scope, receive, send)
-        key = self.key()
-        if self._body is None or key != self._key:
-            self._key = key
-            try:
-                self._body = json.dumps(self.spec()).encode()
-            except Exception:
-                logger.exception("could not build the OpenAPI document")
-                return await send_json_error(
-                    send, 500, "internal_error", "the OpenAPI document could not be built"
-                )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(self._body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": self._body})
-        return None

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-FeatureValue = float | str | bool | None
+# Finite numbers only: 1e309, NaN, Infinity or a 400-digit integer is a 422 naming the field.
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+FeatureValue = FiniteNumber | str | bool | None
+# Requests are strict (no coercion): explain is a JSON boolean, top_k a JSON integer, ids are
+# strings. The published schema says the same (additionalProperties false, every bound);
+# maxima that are settings (top_k, ids, records) are filled in by serving.openapi.
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class PredictRequest(BaseModel):
     """Score customers from their latest materialized features."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     customer_ids: list[CustomerId] = Field(
         min_length=1,
@@ -28,7 +34,7 @@ class PredictRequest(BaseModel):
 class PredictFeaturesRequest(BaseModel):
     """Score records supplied by the caller (what-if analysis, CRMs holding their own data)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     records: list[dict[str, FeatureValue]] = Field(
         min_length=1,
@@ -37,6 +43,17 @@ class PredictFeaturesRequest(BaseModel):
         "serving.max_records_per_request (default 1000).",
         examples=[[{"customer_id": "what-if-1", "plan_tier": "pro", "tickets_open": 4}]],
     )
+
+    @field_validator("records")
+    @classmethod
+    def _ids_are_strings(cls, records: list[dict]) -> list[dict]:
+        for i, record in enumerate(records):
+            cid = record.get("customer_id")
+            if cid is not None and not isinstance(cid, str):
+                # A numeric id would come back as "12.0"; ids are strings.
+                raise ValueError(f"records.{i}.customer_id must be a string")
+        return records
+
     explain: bool = Field(True, description="Return SHAP drivers with each prediction.")
     top_k: int = Field(5, ge=1, description="Drivers per target (at most serving.max_top_k).")
 
@@ -110,6 +127,22 @@ class PredictResponse(BaseModel):
     )
 
 
+class HealthResponse(BaseModel):
+    """/healthz and /livez: the process is alive."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["alive"] = Field(description="Always 'alive'.")
+
+
+class ReadyResponse(BaseModel):
+    """/readyz: a model and a feature store are loaded."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ready"] = Field(description="Always 'ready' (else a 503 error body).")
+    model: ModelInfo = Field(description="The model version now serving.")
+    features_as_of: str | None = Field(description="As-of date of the features now serving.")
+
+
 class ReloadResponse(BaseModel):
     reloaded: bool = Field(description="Whether the model or feature store changed.")
     model: ModelInfo = Field(description="The model version now serving.")
@@ -158,6 +191,8 @@ class ModelCardResponse(ModelInfo):
 
 class ErrorResponse(BaseModel):
     """Every 4xx/5xx response body."""
+
+    model_config = ConfigDict(extra="forbid")
 
     error: str = Field(description="Machine-readable code, e.g. validation_error.")
     detail: str = Field(description="What to fix.")

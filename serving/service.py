@@ -1,5 +1,4 @@
-"""The Bento service CRMs call: `/predict`, `/predict_features`, `/reload`, `GET /model`,
-health probes.
+"""The Bento service CRMs call: `/predict`, `/predict_features`, `/reload`, health probes.
 
 Models and the feature store are loaded once per worker in ``__init__`` and swapped as one
 ``ServingState`` when the champion alias moves (``/reload``, SIGHUP, or polling) or a new
@@ -11,23 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
+import os
+import shutil
 import signal
+import socket
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import bentoml
+from _bentoml_sdk.service.factory import Service
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from features.catalog import check_records
 from features.store import current_store_path
 from npsrisk.settings import ConfigError, Settings, load_settings
-from serving.http import ApiKeyMiddleware, BodySizeLimitMiddleware, ErrorEnvelopeMiddleware
-from serving.inference_log import InferenceLog
-from serving.model_card import ModelCardMiddleware
-from serving.openapi import OpenApiMiddleware, publishable_spec
+from serving.http import (
+    DRAINING,
+    ApiError,
+    ApiRouter,
+    EdgeLimits,
+    Front,
+    Route,
+    ServiceSlot,
+    encode_json,
+)
+from serving.inference_log import InferenceLog, tidy_inference_log
+from serving.model_card import MODEL_PATH, ModelCardMiddleware
+from serving.openapi import publishable_spec
 from serving.schemas import (
     PredictFeaturesRequest,
     PredictRequest,
@@ -58,14 +72,50 @@ def _settings_or_defaults() -> Settings:
 _BOOT = _settings_or_defaults()
 
 
+_SLOT = ServiceSlot()
+ROUTES = {
+    "/predict": Route(PredictRequest, "handle_predict"),
+    "/predict_features": Route(PredictFeaturesRequest, "handle_predict_features"),
+    "/reload": Route(None, "handle_reload"),
+}
+
+
 def _json(status: int, body: dict) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json"
-    )
+    return Response(encode_json(body), status_code=status, media_type="application/json")
 
 
-def _error(status: int, code: str, detail: str) -> Response:
-    return _json(status, {"error": code, "detail": detail})
+def _response(answer: tuple[int, dict]) -> Response:
+    return _json(*answer)
+
+
+def _error(status: int, code: str, detail: str) -> tuple[int, dict]:
+    return status, {"error": code, "detail": detail}
+
+
+def _instance_metrics_dir(settings: Settings) -> Path:
+    """This instance's own prometheus folder, so two services on one host never mix counters.
+
+    Workers of one ``bentoml serve`` share a parent (the arbiter), so the folder is named by
+    host, the arbiter's pid and its start time; folders of arbiters that are gone are removed.
+    """
+    import psutil
+
+    parent = psutil.Process(os.getppid())
+    root = settings.run_path / "metrics"
+    folder = root / f"{socket.gethostname()}-{parent.pid}-{int(parent.create_time())}"
+    folder.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for other in root.iterdir():
+        if other == folder or not other.is_dir() or not other.name.startswith(f"{host}-"):
+            continue
+        try:
+            pid, started = (int(x) for x in other.name[len(host) + 1 :].split("-"))
+        except ValueError:
+            continue
+        alive = psutil.pid_exists(pid) and int(psutil.Process(pid).create_time()) == started
+        if not alive:
+            shutil.rmtree(other, ignore_errors=True)
+    return folder
 
 
 def _freeze_heap() -> None:
@@ -94,9 +144,10 @@ class _QuietClientErrors(logging.Filter):
 
 @bentoml.service(
     name="npsrisk",
-    workers=_BOOT.serving.workers,
+    workers=_BOOT.serving.worker_count,
     threads=_BOOT.serving.threads,
-    traffic={"timeout": 60},
+    # Our own timeout (serving.request_timeout_seconds) answers first, in the envelope.
+    traffic={"timeout": _BOOT.serving.request_timeout_seconds + 30},
 )
 class NpsRiskService:
     def __init__(self) -> None:
@@ -107,23 +158,51 @@ class NpsRiskService:
         self._swap_lock = threading.Lock()
         s = self.settings.serving
         self.log = InferenceLog(self.settings.inference_log_path) if s.inference_log else None
+        self._stamp_path = self.settings.run_path / "reload-stamp"
+        self._stamp_seen = self._read_stamp()
         self._refresh()
         _freeze_heap()
         self._stop = threading.Event()
-        interval = [x for x in (s.store_poll_seconds, s.champion_poll_seconds) if x > 0]
-        if interval:
-            threading.Thread(
-                target=self._poll, args=(min(interval),), daemon=True, name="npsrisk-refresh"
-            ).start()
+        threading.Thread(target=self._poll, daemon=True, name="npsrisk-refresh").start()
+        _SLOT.instance = self
 
     # --- lifecycle --------------------------------------------------------------------
     def __is_ready__(self) -> bool:
-        return self.state is not None
+        return self.state is not None and not DRAINING
+
+    def readiness(self) -> tuple[int, dict]:
+        """The /readyz answer: what is loaded, or why nothing is."""
+        state = self.state
+        if state is None:
+            return _error(503, "not_ready", self.problem or "the service is still loading")
+        return 200, {
+            "status": "ready",
+            "model": state.card,
+            "features_as_of": state.store.features_as_of,
+        }
 
     @bentoml.on_startup
-    async def _install_sighup(self) -> None:
+    async def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self._refresh))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload_all))
+        # uvicorn's own SIGTERM handler closes idle keep-alive connections at once, so a
+        # request already on its way gets a reset. We drain first: keep answering (with
+        # Connection: close, /readyz 503) for serving.drain_seconds, then hand over.
+        uvicorn_exit = signal.getsignal(signal.SIGTERM)
+        drain = self.settings.serving.drain_seconds
+        if not callable(uvicorn_exit) or drain <= 0:
+            return
+
+        def on_term(signum, frame) -> None:
+            if DRAINING:
+                return
+            DRAINING.start()
+            logger.info("SIGTERM: draining for %.1f s before stopping", drain)
+            timer = threading.Timer(drain, uvicorn_exit, args=(signum, frame))
+            timer.daemon = True
+            timer.start()
+
+        signal.signal(signal.SIGTERM, on_term)
 
     @bentoml.on_shutdown
     def _close(self) -> None:
@@ -131,17 +210,59 @@ class NpsRiskService:
         if self.log is not None:
             self.log.close()
 
-    def _poll(self, every: float) -> None:
+    def _read_stamp(self) -> str | None:
+        try:
+            return self._stamp_path.read_text()
+        except OSError:
+            return None
+
+    def _write_stamp(self) -> None:
+        """Tell every worker (of every instance on this home) to reload."""
+        self._stamp_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = f"{datetime.now(UTC).isoformat()} {os.getpid()} {uuid.uuid4().hex}"
+        tmp = self._stamp_path.with_name(f".{self._stamp_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(stamp)
+        os.replace(tmp, self._stamp_path)
+        self._stamp_seen = stamp
+
+    def reload_all(self) -> str:
+        detail = self._refresh()
+        self._write_stamp()
+        return detail
+
+    def _poll(self) -> None:
+        """Reload stamps (every reload_check_seconds), store and champion polls, log upkeep."""
         s = self.settings.serving
-        last_champion_check = 0.0
+        every = min(
+            [s.reload_check_seconds]
+            + [x for x in (s.store_poll_seconds, s.champion_poll_seconds) if x > 0]
+        )
+        last_store = last_champion = time.monotonic()
+        last_tidy = 0.0
         while not self._stop.wait(every):
-            check_champion = s.champion_poll_seconds > 0 and (
-                time.monotonic() - last_champion_check >= s.champion_poll_seconds
+            now = time.monotonic()
+            stamp = self._read_stamp()
+            stamped = stamp is not None and stamp != self._stamp_seen
+            check_champion = stamped or (
+                s.champion_poll_seconds > 0 and now - last_champion >= s.champion_poll_seconds
             )
-            if check_champion:
-                last_champion_check = time.monotonic()
+            check_store = stamped or (
+                s.store_poll_seconds > 0 and now - last_store >= s.store_poll_seconds
+            )
             try:
-                self._refresh(check_champion=check_champion)
+                if check_champion or check_store:
+                    last_store = now
+                    if check_champion:
+                        last_champion = now
+                    self._stamp_seen = stamp
+                    self._refresh(check_champion=check_champion)
+                if self.log is not None and now - last_tidy >= 3600:
+                    last_tidy = now
+                    tidy_inference_log(
+                        self.settings.inference_log_path,
+                        s.inference_log_retention_days,
+                        compact=s.inference_log_compaction,
+                    )
             except Exception:  # keep polling; the next attempt may succeed
                 logger.exception("background refresh failed")
 
@@ -161,7 +282,9 @@ class NpsRiskService:
                     return "already up to date"
                 champion = current.champion if same_model else load_champion(self.settings, version)
                 store = current.store if same_store else load_store(self.settings)
-                self.state = ServingState.build(champion, store)
+                self.state = ServingState.build(
+                    champion, store, cache=self.settings.serving_cache_path
+                )
                 self.problem = None
                 _freeze_heap()
             except NotReadyError as exc:
@@ -176,58 +299,46 @@ class NpsRiskService:
         logger.info(message)
         return message
 
-    # --- helpers ----------------------------------------------------------------------
-    def _admit(self, items: int, limit: int, noun: str, top_k: int) -> ServingState | Response:
+    # --- handlers: (status, body); the edge (serving.http.ApiRouter) calls them --------
+    def _admit(self, items: int, limit: int, noun: str, top_k: int):
         """The state to score with, or the error to answer: not ready, too many, bad top_k."""
         state = self.state
         if state is None:
-            return _error(503, "not_ready", self.problem or "the service is still loading")
+            raise ApiError(503, "not_ready", self.problem or "the service is still loading")
         if items > limit:
-            return _error(
+            raise ApiError(
                 400, f"too_many_{noun}", f"{items} {noun} sent; send at most {limit} per request"
             )
         max_top_k = self.settings.serving.max_top_k
         if top_k > max_top_k:
-            return _error(400, "invalid_top_k", f"top_k must be between 1 and {max_top_k}")
+            raise ApiError(400, "invalid_top_k", f"top_k must be between 1 and {max_top_k}")
         return state
 
-    # --- API --------------------------------------------------------------------------
-    @bentoml.api(route="/predict")
-    def predict(self, request: PredictRequest, /) -> PredictResponse:
-        """Predict next NPS and churn risk from each customer's latest materialized features."""
+    def handle_predict(self, request: PredictRequest) -> tuple[int, dict]:
         limit = self.settings.serving.max_ids_per_request
         state = self._admit(len(request.customer_ids), limit, "ids", request.top_k)
-        if isinstance(state, Response):
-            return state
         predictions, unknown, log_records = state.predict_ids(
             request.customer_ids, request.explain, request.top_k, self.settings.serving.risk_tiers
         )
         if self.log is not None:
             self.log.log(log_records)
-        return _json(
-            200,
-            {
-                "model": state.card,
-                "features_as_of": state.store.features_as_of,
-                "predictions": predictions,
-                "unknown_customer_ids": unknown,
-            },
-        )
+        return 200, {
+            "model": state.card,
+            "features_as_of": state.store.features_as_of,
+            "predictions": predictions,
+            "unknown_customer_ids": unknown,
+        }
 
-    @bentoml.api(route="/predict_features")
-    def predict_features(self, request: PredictFeaturesRequest, /) -> PredictResponse:
-        """Score feature records supplied inline (missing features allowed)."""
+    def handle_predict_features(self, request: PredictFeaturesRequest) -> tuple[int, dict]:
         limit = self.settings.serving.max_records_per_request
         state = self._admit(len(request.records), limit, "records", request.top_k)
-        if isinstance(state, Response):
-            return state
         records, problems = check_records(state.champion.bundle.catalog, request.records)
         if problems:
             # 422 naming each bad value and what is accepted (GET /model lists them all).
             code = "unknown_feature" if problems[0].code == "unknown_feature" else "invalid_value"
             shown = "; ".join(str(p) for p in problems[:20])
             more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-            return _error(
+            raise ApiError(
                 422, code, f"{shown}{more} (model v{state.champion.card.version}; see GET /model)"
             )
         predictions, log_records = predict_records(
@@ -239,40 +350,52 @@ class NpsRiskService:
         )
         if self.log is not None:
             self.log.log(log_records)
-        return _json(
-            200,
-            {
-                "model": state.card,
-                "features_as_of": None,
-                "predictions": predictions,
-                "unknown_customer_ids": [],
-            },
-        )
+        return 200, {
+            "model": state.card,
+            "features_as_of": None,
+            "predictions": predictions,
+            "unknown_customer_ids": [],
+        }
+
+    def handle_reload(self, _request: None = None) -> tuple[int, dict]:
+        detail = self.reload_all()
+        state = self.state
+        if state is None:
+            raise ApiError(503, "not_ready", self.problem or detail)
+        return 200, {
+            "reloaded": detail.startswith("loaded"),
+            "model": state.card,
+            "features_as_of": state.store.features_as_of,
+            "detail": detail,
+        }
+
+    # --- the API as BentoML declares it (schemas, its client); the edge answers first --
+    def _answer(self, handler, request) -> Response:
+        try:
+            return _response(handler(request))
+        except ApiError as exc:
+            return _json(exc.status, {"error": exc.code, "detail": exc.detail})
+
+    @bentoml.api(route="/predict")
+    def predict(self, request: PredictRequest, /) -> PredictResponse:
+        """Predict next NPS and churn risk from each customer's latest materialized features."""
+        return self._answer(self.handle_predict, request)
+
+    @bentoml.api(route="/predict_features")
+    def predict_features(self, request: PredictFeaturesRequest, /) -> PredictResponse:
+        """Score feature records supplied inline (missing features allowed)."""
+        return self._answer(self.handle_predict_features, request)
 
     @bentoml.api(route="/reload")
     def reload(self) -> ReloadResponse:
         """Load the current champion and feature store if they changed (admin key only)."""
-        detail = self._refresh()
-        state = self.state
-        if state is None:
-            return _error(503, "not_ready", self.problem or detail)
-        return _json(
-            200,
-            {
-                "reloaded": detail.startswith("loaded"),
-                "model": state.card,
-                "features_as_of": state.store.features_as_of,
-                "detail": detail,
-            },
-        )
+        return self._answer(self.handle_reload, None)
 
 
 def _state() -> ServingState | None:
     """This worker's current serving state (None before the service is up)."""
-    try:
-        return bentoml.get_current_service().state
-    except Exception:  # not instantiated yet
-        return None
+    instance = _SLOT.instance
+    return None if instance is None else instance.state
 
 
 def _model_version() -> str | None:
@@ -289,12 +412,45 @@ def _spec() -> dict:
         project_version = "unknown"
     state = _state()
     catalog = None if state is None else state.champion.bundle.catalog
-    return publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version, catalog)
+    return publishable_spec(
+        NpsRiskService.openapi_spec.asdict(), project_version, _BOOT.serving, catalog
+    )
 
 
-# First added is outermost: errors from every layer below get the same JSON shape.
-NpsRiskService.add_asgi_middleware(ErrorEnvelopeMiddleware)
-NpsRiskService.add_asgi_middleware(OpenApiMiddleware, spec=_spec, key=_model_version)
-NpsRiskService.add_asgi_middleware(ApiKeyMiddleware)
+class _FrontedService(Service):
+    """BentoML's service with ``serving.http.Front`` around its whole ASGI app.
+
+    BentoML 1.4 puts its metrics, tracing, timeout and concurrency middlewares outside user
+    middleware and offers no hook outside them; this subclass is how the envelope and the
+    header limits cover BentoML's own answers and how unknown paths reach its metrics as one
+    label. It also gives each instance its own prometheus folder before any metric exists.
+    """
+
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True):
+        settings = _settings_or_defaults()
+        try:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_instance_metrics_dir(settings))
+        except OSError:
+            logger.exception("could not create this instance's metrics folder")
+        s = settings.serving
+        return Front(
+            super().to_asgi(is_main), s.max_headers, s.max_header_bytes, extra_paths=[MODEL_PATH]
+        )
+
+
+NpsRiskService.__class__ = _FrontedService
+_LIMITS = EdgeLimits(
+    max_body_bytes=_BOOT.serving.max_body_bytes,
+    body_timeout_seconds=_BOOT.serving.body_timeout_seconds,
+    request_timeout_seconds=_BOOT.serving.request_timeout_seconds,
+    max_concurrency=_BOOT.serving.max_concurrency,
+    retry_after_seconds=_BOOT.serving.retry_after_seconds,
+    threads=_BOOT.serving.threads,
+)
+# First added is outermost: the router checks keys before GET /model is answered.
+NpsRiskService.add_asgi_middleware(
+    ApiRouter, routes=ROUTES, slot=_SLOT, limits=_LIMITS, spec=_spec, spec_key=_model_version
+)
 NpsRiskService.add_asgi_middleware(ModelCardMiddleware, state=_state)
-NpsRiskService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=_BOOT.serving.max_body_bytes)

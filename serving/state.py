@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import pickle
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -49,13 +53,56 @@ def champion_version(settings: Settings) -> str:
         ) from None
 
 
+KEEP_CACHED = 3
+
+
+def _cache_key(settings: Settings, version: str) -> str:
+    registry = hashlib.sha256(settings.registry_uri.encode()).hexdigest()[:12]
+    return f"{settings.registry.model_name}-v{version}-{registry}"
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)  # readers (other workers) see the old file or the whole new one
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _prune_cache(folder: Path, pattern: str) -> None:
+    files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+    for old in files[:-KEEP_CACHED]:
+        old.unlink(missing_ok=True)
+
+
 def load_champion(settings: Settings, version: str | None = None) -> Champion:
+    """The champion's bundle: from the local cache when this version was loaded before
+    (a restarted worker serves in about a second), else from MLflow, then cached.
+
+    A registered version never changes, so the cache is keyed by registry and version.
+    """
     version = version or champion_version(settings)
     name = settings.registry.model_name
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    bundle = model.unwrap_python_model()
+    cached = settings.serving_cache_path / f"{_cache_key(settings, version)}.pkl"
+    bundle = None
+    if cached.is_file():
+        try:
+            with cached.open("rb") as handle:
+                bundle = pickle.load(handle)
+        except Exception:  # a cache from another library version: load from MLflow again
+            logger.warning("ignoring an unreadable model cache %s", cached.name)
+    if bundle is None:
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.registry_uri)
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        bundle = model.unwrap_python_model()
+        try:
+            _write_atomic(cached, lambda p: p.write_bytes(pickle.dumps(bundle, protocol=5)))
+            _prune_cache(cached.parent, f"{name}-v*.pkl")
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            logger.warning("could not cache model v%s locally", version, exc_info=True)
     return Champion(bundle, ModelCard.of(name, version, bundle))
 
 
@@ -79,7 +126,12 @@ class ServingState:
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, champion: Champion, store: FeatureStore) -> ServingState:
+    def build(
+        cls, champion: Champion, store: FeatureStore, cache: Path | None = None
+    ) -> ServingState:
+        """Pair a model and a store. With ``cache`` (a folder), the encoded store is kept
+        there per (store file, model version) and memory-mapped by the next worker instead
+        of encoded again."""
         bundle = champion.bundle
         missing = [f for f in bundle.features if f not in store.columns]
         warnings = []
@@ -90,7 +142,7 @@ class ServingState:
                 "re-run `npsrisk materialize`"
             )
             logger.warning(warnings[-1])
-        return cls(champion, store, bundle.encoder.transform(store.frame), warnings)
+        return cls(champion, store, _encoded(champion, store, cache), warnings)
 
     @property
     def card(self) -> dict[str, Any]:
@@ -120,11 +172,36 @@ class ServingState:
         return predictions, unknown, log_records
 
 
+def _encoded(champion: Champion, store: FeatureStore, cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return champion.bundle.encoder.transform(store.frame)
+    path = cache / f"X-{Path(store.path).stem}-v{champion.card.version}.npy"
+    if path.is_file():
+        try:
+            X = np.load(path, mmap_mode="r")
+            if X.shape[0] == len(store.frame):
+                return X
+        except (OSError, ValueError):
+            pass
+    X = champion.bundle.encoder.transform(store.frame)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.save(handle, X)
+
+    try:
+        _write_atomic(path, write)
+        _prune_cache(cache, "X-*.npy")
+    except OSError:
+        logger.warning("could not cache the encoded store", exc_info=True)
+    return X
+
+
 def predict_records(champion: Champion, records: list[dict], explain: bool, top_k: int, tiers):
     """Score caller-supplied feature records (no store involved)."""
     bundle = champion.bundle
     X = bundle.encoder.transform_records(records)
-    ids = [None if r.get("customer_id") is None else str(r["customer_id"]) for r in records]
+    ids = [r.get("customer_id") for r in records]  # strings or None (the schema says so)
     predictions, _ = predict_rows(
         bundle,
         X,
