@@ -112,10 +112,11 @@ def materialize_features(
     model_version: str | None = None,
     chunk_size: int = CUSTOMER_CHUNK,
     progress: Progress | None = None,
+    data=None,
 ) -> StoreInfo:
     """Build every customer active at ``as_of`` (default: the export's latest date) with the
     model's own features, one slice of customers at a time, and publish them as the store."""
-    run, chunks = feature_chunks(source, model, as_of, chunk_size, progress)
+    run, chunks = feature_chunks(source, model, as_of, chunk_size, progress, data=data)
     parts = list(chunks)
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     plan = FeaturePlan.from_dict(model.plan)
