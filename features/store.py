@@ -67,7 +67,8 @@ def write_store(
     folder = store_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC)
-    name = f"features-{features_as_of:%Y%m%d}-{created:%Y%m%dT%H%M%S%fZ}.duckdb"
+    # The process id too: two materializations in the same microsecond get files of their own.
+    name = f"features-{features_as_of:%Y%m%d}-{created:%Y%m%dT%H%M%S%fZ}-{os.getpid()}.duckdb"
     tmp = folder / f".{name}.tmp"
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))

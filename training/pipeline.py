@@ -517,7 +517,8 @@ def train(
 
     client = configure_mlflow(settings)
     registry = settings.registry
-    with mlflow.start_run(run_name=f"train-{stamp}") as run:
+    # The folder's name, suffix included: two runs started in the same second stay apart.
+    with mlflow.start_run(run_name=f"train-{report_dir.name}") as run:
         mlflow.log_params(
             {
                 "horizon_days": horizon,
@@ -535,7 +536,9 @@ def train(
                 **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
             }
         )
-        mlflow.set_tags({"data_source": str(data_path), "stage": "train"})
+        mlflow.set_tags(
+            {"data_source": str(data_path), "stage": "train", "report_dir": str(report_dir)}
+        )
         overall = metrics[(metrics["segment"] == "all") & (metrics["metric"] != "n")]
         mlflow.log_metrics(
             {
