@@ -113,7 +113,7 @@ def validate(
     from npsrisk.outputs import new_report_dir
 
     settings = _settings(ctx)
-    validated = validate_tables(load_tables(data))
+    validated = validate_tables(load_tables(data), settings.data)
     target = report_dir or new_report_dir(settings, "validation")
     write_validation_report(validated, target)
     report = validated.report
@@ -245,6 +245,14 @@ def _as_of_date(value: str | None) -> pd.Timestamp | None:  # noqa: F821
         raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
 
 
+def _report_capped(capped: int, scorer) -> None:
+    if capped:
+        out.console.print(
+            f"[yellow]{capped:,} messages were longer than {scorer.max_chars:,} characters: "
+            "only their beginning was scored[/yellow] (text.max_message_chars)"
+        )
+
+
 def _report_set_aside(run) -> None:
     if run.rows_set_aside:
         out.console.print(
@@ -269,6 +277,7 @@ def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> 
             when,
             champion.card.version,
             progress=update,
+            data=settings.data,
         )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
@@ -304,6 +313,7 @@ def score(
             top_k,
             settings.serving.risk_tiers,
             progress=update,
+            data=settings.data,
         )
     _report_set_aside(result.run)
     out.console.print(
@@ -400,7 +410,7 @@ def text_evaluate(
     from text_analytics.themes import evaluate_themes, load_taxonomy
 
     settings = _settings(ctx)
-    tables = validate_tables(load_tables(data))
+    tables = validate_tables(load_tables(data), settings.data)
     if not tables.has("nps_responses") or "comment" not in tables["nps_responses"]:
         raise ConfigError(
             f"{data} has no nps_responses with a comment column: nothing to learn from"
@@ -457,7 +467,7 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
     settings = _settings(ctx)
     with out.steps(3, "report themes") as step:
         step("loading and validating tables")
-        tables = validate_tables(load_tables(data))
+        tables = validate_tables(load_tables(data), settings.data)
         when = _as_of_option(as_of, tables)
         step("scoring customer texts")
         try:
@@ -469,7 +479,10 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
         if scorer is None:
             model = fit_satisfaction_model(nps, min_comments=settings.text.min_comments)
             scorer = TextScorer(
-                model, load_taxonomy(settings.text.taxonomy_path), settings.text.negative_threshold
+                model,
+                load_taxonomy(settings.text.taxonomy_path),
+                settings.text.negative_threshold,
+                settings.text.max_message_chars,
             )
             source = "a text model fitted on this data's comments"
         messages = scorer.score(extract_customer_texts(tables.frames), "text")
@@ -485,6 +498,9 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
             model_description=f"{source}: {scorer.describe()}",
         )
     out.console.print(f"texts scored with {source} ({scorer.describe()})")
+    _report_capped(
+        messages.attrs.get("capped_messages", 0) + responses.attrs.get("capped_messages", 0), scorer
+    )
     out.wrote("theme report", paths["html"])
     out.wrote("tables (CSV)", target)
 
