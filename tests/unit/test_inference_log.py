@@ -11,7 +11,6 @@ from npsrisk.settings import ConfigError, load_settings
 from serving.inference_log import (
     COMPACTED,
     InferenceLog,
-    compact_day,
     read_inference_log,
     tidy_inference_log,
 )
