@@ -169,7 +169,9 @@ def test_probes_answer_small_json(service):
 
 def test_bentoml_and_starlette_answers_use_the_envelope(service):
     envelope(httpx.get(service.url + "/predict", headers=headers()), 405, "method_not_allowed")
-    envelope(httpx.put(service.url + "/reload", headers=headers(ADMIN_KEY)), 405, "method_not_allowed")
+    envelope(
+        httpx.put(service.url + "/reload", headers=headers(ADMIN_KEY)), 405, "method_not_allowed"
+    )
     envelope(httpx.get(service.url + "/no/such/route", headers=headers()), 404, "not_found")
 
 

@@ -69,9 +69,9 @@ def test_non_finite_numbers_are_422_naming_the_field(number):
         ({"customer_ids": ["a"], "explain": 0}, "explain"),
         ({"customer_ids": ["a"], "explain": "yes"}, "explain"),
         ({"customer_ids": ["a"], "top_k": "5"}, "top_k"),
-        ({"customer_ids": ["a"], "top_k": 5.0}, "top_k"),
+        ({"customer_ids": ["a"], "top_k": 5.5}, "top_k"),
+        ({"customer_ids": ["a"], "top_k": math.inf}, "top_k"),
         ({"customer_ids": ["a"], "top_k": True}, "top_k"),
-        ({"customer_ids": ["a"], "top_k": 10**30}, "top_k"),
         ({"customer_ids": [12]}, "customer_ids.0"),
         ({"customer_ids": ["a"], "extra": 1}, "extra"),
         ({}, "customer_ids"),
@@ -83,6 +83,10 @@ def test_requests_are_strict(body, field):
         validate_request(PredictRequest, data)
     assert caught.value.status == 422
     assert caught.value.detail.split(":")[0] == field
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says():
+    assert validate_request(PredictRequest, {"customer_ids": ["a"], "top_k": 5.0}).top_k == 5
 
 
 def test_a_numeric_record_id_is_refused_not_turned_into_text():
