@@ -443,23 +443,27 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def check_key(path: str, headers, keys: KeyRing, admin_keys: KeyRing) -> None:
-    """ApiError unless the request carries a key good for ``path``.
+    """ApiError unless the request carries a key good for ``path`` (an admin key is good for
+    every route, an API key for all but the admin ones).
 
     Without any admin key configured, ``/reload`` is disabled and says which variable turns
-    it on (403: no key would help); without any API key the service is not usable (503).
+    it on (403: no key would help); without any key at all the service is not usable (503).
     """
     admin = path in ADMIN_PATHS
-    ring = admin_keys if admin else keys
-    if not ring:
-        if admin:
-            raise ApiError(
-                403,
-                "admin_not_configured",
-                f"/reload is disabled because no admin key is configured: set {ring.source} "
-                "and restart the service (a key file is re-read within seconds)",
-            )
-        raise ApiError(503, "not_configured", f"no API key is configured: set {ring.source}")
-    if not ring.accepts(presented_key(headers)):
+    candidate = presented_key(headers)
+    if admin and not admin_keys:
+        raise ApiError(
+            403,
+            "admin_not_configured",
+            f"/reload is disabled because no admin key is configured: set {admin_keys.source} "
+            "and restart the service (a key file is re-read within seconds)",
+        )
+    if not admin and not keys and not admin_keys:
+        raise ApiError(503, "not_configured", f"no API key is configured: set {keys.source}")
+    accepted = admin_keys.accepts(candidate)
+    if not admin:
+        accepted = keys.accepts(candidate) | accepted  # both compared: no timing hint
+    if not accepted:
         raise ApiError(
             401,
             "unauthorized",

@@ -3,6 +3,7 @@ examples per operation; no server error, no answer outside the published schema.
 
 import json
 import subprocess
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -72,5 +73,27 @@ def test_schemathesis_finds_nothing(service, tmp_path, run):
     key, include, exclude, skip = RUNS[run]
     result, report = run_schemathesis(service, key, include, exclude, tmp_path, skip)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
-    assert events, "schemathesis wrote no events"
+    cases, failed = count_cases(report)
+    print(f"{run}: cases per operation {dict(cases)}; failed checks {failed}")
+    assert not failed
+    for operation, n in cases.items():
+        if operation.startswith("POST") and operation != "POST /reload":
+            assert n >= EXAMPLES, (operation, n)  # operations with a body; probes have none
+    assert cases
+
+
+def count_cases(report: Path) -> tuple[Counter, Counter]:
+    """Generated cases per operation, and checks that did not pass, from the NDJSON report."""
+    cases: Counter = Counter()
+    failed: Counter = Counter()
+    for line in report.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished") if line.strip() else None
+        if not finished:
+            continue
+        recorder = finished.get("recorder") or {}
+        cases[recorder.get("label", "?")] += len(recorder.get("cases") or {})
+        for results in (recorder.get("checks") or {}).values():
+            for check in results:
+                if check["status"] != "success":
+                    failed[check["name"]] += 1
+    return cases, failed
