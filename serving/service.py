@@ -163,6 +163,12 @@ class NpsRiskService:
         self._refresh()
         _freeze_heap()
         self._stop = threading.Event()
+        self.relay = None
+        if self.settings.alerts.relay_poll_seconds > 0:
+            # The outbox relay (alerts: SQLAlchemy and httpx only, never monitoring/Evidently).
+            from alerts.relay import RelayThread
+
+            self.relay = RelayThread(self.settings).start()
         threading.Thread(target=self._poll, daemon=True, name="npsrisk-refresh").start()
         _SLOT.instance = self
 
@@ -207,6 +213,8 @@ class NpsRiskService:
     @bentoml.on_shutdown
     def _close(self) -> None:
         self._stop.set()
+        if self.relay is not None:
+            self.relay.stop()
         if self.log is not None:
             self.log.close()
 
