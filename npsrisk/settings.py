@@ -264,6 +264,26 @@ class ServingSettings(_Section):
         return self.workers or max(1, min(os.cpu_count() or 1, 4))
 
 
+class UiSettings(_Section):
+    """The success teams' page at /ui. The session secret is not a setting: it comes from
+    NPSRISK_UI_SESSION_SECRET or a file under the home (run/ui-session-secret), made on first use."""
+
+    secure_cookie: bool = Field(
+        True,
+        description="Mark the session cookie Secure (browsers keep it on https:// and on "
+        "http://127.0.0.1 / localhost); turn off only for plain HTTP on another host.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A sign-in lasts this long, then asks again."
+    )
+    page_size: int = Field(50, ge=10, le=500, description="Customers per page of the at-risk list.")
+    source_path: Path | None = Field(
+        None,
+        description="The raw export (folder or DuckDB file) the customer view reads NPS history "
+        "and masked verbatims from; without it the view says so.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from YAML with ``NPSRISK_*`` environment overrides."""
 
@@ -283,6 +303,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @model_validator(mode="after")
     def _retention_covers_the_horizon(self) -> Settings:

@@ -265,6 +265,11 @@ def normalize_error(status: int, raw: bytes) -> tuple[str, str]:
     return code, code.replace("_", " ")
 
 
+def under(path: str, prefixes: Iterable[str]) -> bool:
+    """``path`` is one of ``prefixes`` or below one (``/ui``, ``/ui/...``; not ``/uix``)."""
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
 class Draining:
     """Set once a worker heard SIGTERM: answers carry ``Connection: close``, /readyz is 503."""
 
@@ -286,9 +291,16 @@ class Front:
     """Outermost layer around the BentoML app: envelope, header limits, route labels, drain."""
 
     def __init__(
-        self, app, max_headers: int, max_header_bytes: int, extra_paths: Iterable[str] = ()
+        self,
+        app,
+        max_headers: int,
+        max_header_bytes: int,
+        extra_paths: Iterable[str] = (),
+        html_prefixes: Iterable[str] = (),
     ):
         self.app = app
+        # Mounted pages (the /ui page) answer their own errors in HTML, for people.
+        self.html_prefixes = tuple(html_prefixes)
         # Paths answered by user middleware (GET /model), not BentoML routes: real labels.
         self.extra_paths = frozenset(extra_paths)
         self.max_headers = max_headers
@@ -335,6 +347,8 @@ class Front:
                 f"the headers are {size} bytes; send at most {self.max_header_bytes}",
                 [CLOSE],
             )
+        if under(scope["path"], self.html_prefixes):
+            return await self.app(scope, receive, send)
         label = self._route_label(scope["path"])
         if label != scope["path"]:
             scope = {**scope, "path": label, "npsrisk.path": scope["path"]}
@@ -510,6 +524,7 @@ class ApiRouter:
         spec: Callable[[], dict[str, Any]],
         keys: KeyRing | None = None,
         spec_key: Callable[[], Any] = lambda: None,
+        own_auth_prefixes: Iterable[str] = (),
         admin_keys: KeyRing | None = None,
     ):
         self.app = app
@@ -518,6 +533,8 @@ class ApiRouter:
         self.limits = limits
         self.spec = spec
         self.spec_key = spec_key  # the document is rebuilt when this changes (the model)
+        # Mounted apps that check their own sessions (the /ui page: a sign-in form, cookies).
+        self.own_auth_prefixes = tuple(own_auth_prefixes)
         self._spec_for: Any = None
         self.keys = keys or KeyRing("NPSRISK_API_KEYS", "NPSRISK_API_KEYS_FILE")
         self.admin_keys = admin_keys or KeyRing("NPSRISK_ADMIN_KEYS", "NPSRISK_ADMIN_KEYS_FILE")
@@ -532,7 +549,7 @@ class ApiRouter:
         try:
             if path in PROBE_PATHS and method in ("GET", "HEAD"):
                 return await self._probe(path, send, head=method == "HEAD")
-            if path in PUBLIC_PATHS:
+            if path in PUBLIC_PATHS or under(path, self.own_auth_prefixes):
                 return await self.app(scope, receive, send)
             check_key(path, scope["headers"], self.keys, self.admin_keys)
             route = self.routes.get(path)

@@ -56,6 +56,7 @@ from serving.state import (
     load_store,
     predict_records,
 )
+from serving.ui.app import UI_PATH, build_ui_app
 
 logger = logging.getLogger("bentoml.service.npsrisk")
 
@@ -142,6 +143,8 @@ class _QuietClientErrors(logging.Filter):
         return code >= 500
 
 
+# The success teams' page, mounted under the same edge (its own session auth, HTML errors).
+@bentoml.asgi_app(build_ui_app(_SLOT, _BOOT), path=UI_PATH, name="ui")
 @bentoml.service(
     name="npsrisk",
     workers=_BOOT.serving.worker_count,
@@ -436,7 +439,11 @@ class _FrontedService(Service):
             logger.exception("could not create this instance's metrics folder")
         s = settings.serving
         return Front(
-            super().to_asgi(is_main), s.max_headers, s.max_header_bytes, extra_paths=[MODEL_PATH]
+            super().to_asgi(is_main),
+            s.max_headers,
+            s.max_header_bytes,
+            extra_paths=[MODEL_PATH],
+            html_prefixes=[UI_PATH],
         )
 
 
@@ -451,6 +458,12 @@ _LIMITS = EdgeLimits(
 )
 # First added is outermost: the router checks keys before GET /model is answered.
 NpsRiskService.add_asgi_middleware(
-    ApiRouter, routes=ROUTES, slot=_SLOT, limits=_LIMITS, spec=_spec, spec_key=_model_version
+    ApiRouter,
+    routes=ROUTES,
+    slot=_SLOT,
+    limits=_LIMITS,
+    spec=_spec,
+    spec_key=_model_version,
+    own_auth_prefixes=[UI_PATH],
 )
 NpsRiskService.add_asgi_middleware(ModelCardMiddleware, state=_state)
