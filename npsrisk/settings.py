@@ -266,7 +266,7 @@ class ServingSettings(_Section):
 
 class UiSettings(_Section):
     """The success teams' page at /ui. The session secret is not a setting: it comes from
-    NPSRISK_UI_SESSION_SECRET or a file under the home (run/ui-session-secret), made on first use."""
+    NPSRISK_UI_SESSION_SECRET or a file under the home (run/ui-session-secret), made once."""
 
     secure_cookie: bool = Field(
         True,

@@ -10,6 +10,7 @@ CSRF token bound to the session. The API's own key check does not apply here: th
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from serving.ui.data import (
 )
 from serving.ui.session import COOKIE, LOGIN_COOKIE, Sealer, Session, read_session_secret
 
+logger = logging.getLogger("bentoml.service.npsrisk")
+
 UI_PATH = "/ui"
 HERE = Path(__file__).parent
 SORTS = {
@@ -50,6 +53,12 @@ ACTIONS = {  # button -> (status, label)
     "resolved": "Resolve",
     "dismissed": "Dismiss",
     "snoozed": "Snooze",
+}
+ERROR_TITLES = {
+    "unknown_customer": "No such customer",
+    "not_available": "Not available in this build",
+    "starting": "Starting up",
+    "not_found": "Not found",
 }
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -69,7 +78,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # optional fields (a note, an owner) may be absent
     )
     env.filters["pct"] = _pct
     env.filters["money"] = _money
@@ -100,7 +109,8 @@ class UiApp:
                 Route("/programme", self.programme_page, methods=["GET"]),
                 Route("/reports/{path:path}", self.report_file, methods=["GET"]),
                 Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
-            ]
+            ],
+            exception_handlers={Exception: self._crashed},
         )
 
     # --- plumbing -------------------------------------------------------------------------
@@ -161,9 +171,25 @@ class UiApp:
 
     def _error_page(self, request: Request, session: Session | None, exc: PageError) -> Response:
         status = exc.status if exc.status < 500 else 200 if exc.code == "no_model" else 503
+        title = ERROR_TITLES.get(exc.code, "Not available")
         return self._render(
-            "error.html", request, status=status, session=session, error=exc, title="Not available"
+            "error.html", request, status=status, session=session, error=exc, title=title
         )
+
+    async def _crashed(self, request: Request, exc: Exception) -> Response:
+        """A bug of ours: logged with its traceback, shown as a plain page (never the trace)."""
+        logger.error("the /ui page failed on %s", request.url.path, exc_info=exc)
+        html = self.env.get_template("error.html").render(
+            base=UI_PATH,
+            session=None,
+            csrf="",
+            path=request.url.path,
+            title="Something went wrong",
+            error=PageError(500, "internal_error", "This page failed; the error is logged."),
+        )
+        response = HTMLResponse(html, status_code=500)
+        self._harden(response)
+        return response
 
     # --- sign-in ------------------------------------------------------------------------
     def _login_response(
@@ -592,17 +618,18 @@ async def _threaded(fn, *args, **kwargs):
 def _customer_context(data: PageData, cid: str) -> dict:
     """Owner, segments, MRR and recent negative themes of one customer (no personal data but
     the owner, which the page shows and never logs)."""
+    empty = {"mrr": None, "segments": {}, "themes": []}
     try:
         state = data.state()
     except PageError:
-        return {}
+        return empty
     try:
         from serving.acting import context_of
     except ImportError:
-        return {}
+        return empty
     rows, known, _ = state.store.locate([cid])
     if not known:
-        return {}
+        return empty
     settings = data.settings
     columns = getattr(getattr(settings, "interventions", None), "segment_columns", [])
     ctx = context_of(state, rows[0], columns)

@@ -22,7 +22,7 @@ def _num(value: float, digits: int = 2) -> str:
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> str:
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(label)}" '
         f'xmlns="http://www.w3.org/2000/svg">' + "".join(body) + "</svg>"
     )
@@ -33,7 +33,7 @@ def _clip(text: str, most: int) -> str:
 
 
 def driver_chart(
-    drivers: Sequence[dict], label: str, higher_is_worse: bool = True, width: int = 640
+    drivers: Sequence[dict], label: str, higher_is_worse: bool = True, width: int = 900
 ) -> str:
     """Horizontal bars of SHAP contributions, largest first, each with its plain description.
 
@@ -42,11 +42,11 @@ def driver_chart(
     """
     if not drivers:
         return ""
-    row, top, label_w = 30, 8, 300
+    row, top, label_w, pad = 28, 8, 470, 48  # pad: room for the value beside the longest bar
     height = top + row * len(drivers) + 22
-    plot_w = width - label_w - 70
+    plot_w = width - label_w - 2 * pad
     most = max(abs(float(d.get("contribution") or 0.0)) for d in drivers) or 1.0
-    zero = label_w + plot_w / 2
+    zero = label_w + pad + plot_w / 2
     scale = (plot_w / 2) / most
     body = [
         f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{height - 18}" '
@@ -63,7 +63,7 @@ def driver_chart(
         body.append(
             f'<g class="driver"><title>{escape(exact)}</title>'
             f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" class="lbl">'
-            f"{escape(_clip(text, 44))}</text>"
+            f"{escape(_clip(text, 76))}</text>"
             f'<rect x="{x:.1f}" y="{y + 5}" width="{w:.1f}" height="{row - 12}" '
             f'fill="{colour}" rx="2"/>'
             f'<text x="{(x + w + 4) if c >= 0 else (x - 4):.1f}" y="{y + 18}" '
@@ -167,8 +167,9 @@ def score_history(points: Sequence[tuple[str, float]], label: str, width: int = 
             f'<circle cx="{x:.1f}" cy="{y_of(score):.1f}" r="4" fill="{PREDICTED}"/></g>'
         )
     for i in sorted({0, n - 1}):
+        anchor = "middle" if n == 1 else "start" if i == 0 else "end"
         body.append(
-            f'<text x="{xs[i]:.1f}" y="{height - 8}" text-anchor="middle" class="axis">'
+            f'<text x="{xs[i]:.1f}" y="{height - 8}" text-anchor="{anchor}" class="axis">'
             f"{escape(points[i][0])}</text>"
         )
     return _svg(width, height, label, body)

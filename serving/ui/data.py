@@ -85,6 +85,10 @@ class PageData:
             )
         return body
 
+    def ask(self, handler: str, endpoint: str, model: str, data: dict) -> dict:
+        """Validate ``data`` with the endpoint's request model, then ``call`` its handler."""
+        return self.call(handler, endpoint, _validated(_model(model, endpoint), data))
+
     # --- the API's endpoints ---------------------------------------------------------
     def model_card(self) -> dict:
         from serving.model_card import model_card
@@ -101,28 +105,17 @@ class PageData:
         )
 
     def at_risk(self, **query: Any) -> dict:
-        from serving.schemas import AtRiskRequest
-
-        return self.call(AT_RISK, "/at_risk", _validated(AtRiskRequest, query))
+        return self.ask(AT_RISK, "/at_risk", "AtRiskRequest", query)
 
     def interventions(self, **query: Any) -> dict:
-        from serving.schemas import InterventionsRequest
-
-        return self.call(INTERVENTIONS, "/interventions", _validated(InterventionsRequest, query))
+        return self.ask(INTERVENTIONS, "/interventions", "InterventionsRequest", query)
 
     def change_status(self, **change: Any) -> dict:
-        from serving.schemas import StatusChangeRequest
-
-        return self.call(
-            CHANGE_STATUS,
-            "/interventions/{id}/status",
-            _validated(StatusChangeRequest, change),
-        )
+        endpoint = "/interventions/{id}/status"
+        return self.ask(CHANGE_STATUS, endpoint, "StatusChangeRequest", change)
 
     def nps_forecast(self, **query: Any) -> dict:
-        from serving.schemas import NpsForecastRequest
-
-        return self.call(NPS_FORECAST, "/nps_forecast", _validated(NpsForecastRequest, query))
+        return self.ask(NPS_FORECAST, "/nps_forecast", "NpsForecastRequest", query)
 
     def outcomes(self) -> dict:
         return self.call(OUTCOMES, "/outcomes", None)
@@ -161,6 +154,16 @@ class PageData:
                 for r in picked.iloc[::-1].itertuples()
             ],
         }
+
+
+def _model(name: str, endpoint: str):
+    """The endpoint's request model (the same one the edge validates with)."""
+    import serving.schemas
+
+    model = getattr(serving.schemas, name, None)
+    if model is None:
+        raise Unavailable(endpoint)
+    return model
 
 
 def _plain_not_ready(code: str | None, detail: str) -> str:
