@@ -201,6 +201,45 @@ class ServingSettings(_Section):
     risk_tiers: RiskTierSettings = Field(default_factory=RiskTierSettings)
 
 
+class InterventionSettings(_Section):
+    """Acting on predictions: playbooks, pre-survey plans, control group, outcomes, forecast."""
+
+    playbooks_path: Path | None = Field(
+        None, description="Your playbook YAML; default: the playbooks shipped in interventions/."
+    )
+    owners_path: Path | None = Field(
+        None,
+        description="CSV/YAML mapping customers or segments to owners (columns customer_id or "
+        "a segment column, owner); overrides the customers table's owner column.",
+    )
+    control_share: float = Field(
+        0.10, ge=0, lt=1, description="Share of each survey wave's tiers held out as control."
+    )
+    lead_time_days: int = Field(
+        5, ge=0, description="Days a follow-up needs before the survey; less is flagged too_soon."
+    )
+    segment_columns: list[str] = Field(
+        default=["plan_tier", "region", "industry"],
+        description="Columns of `customers` that at-risk filters and the forecast break down by.",
+    )
+    bootstrap_samples: int = Field(
+        500, ge=50, description="Bootstrap resamples behind outcome and forecast intervals."
+    )
+    interval: float = Field(0.90, gt=0.5, lt=1, description="Coverage of reported intervals.")
+    segment_drop_points: float = Field(
+        5.0,
+        gt=0,
+        description="A segment whose forecast NPS is this far below its last "
+        "measured NPS raises segment.dropped.",
+    )
+    detractor_alerts: bool = Field(
+        True, description="Route each new detractor answer to its owner (detractor.answered)."
+    )
+    seed: int | None = Field(
+        None, description="Control-group seed; default: a fresh one per wave, recorded with it."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from YAML with ``NPSRISK_*`` environment overrides."""
 
@@ -220,6 +259,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    interventions: InterventionSettings = Field(default_factory=InterventionSettings)
 
     @classmethod
     def settings_customise_sources(
