@@ -33,6 +33,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     """
 
     text = None  # versions trained before text features existed unpickle without one
+    response = None  # nor, before forecasts used it, the survey-response model
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         plan: dict[str, Any],
         info: dict[str, Any],
         text: Any = None,
+        response: Any = None,
     ):
         self.encoder = encoder
         self.churn = churn
@@ -49,6 +51,8 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         self.plan = plan
         self.info = info
         self.text = text  # text_analytics.signals.TextScorer: scores texts into features
+        # training.models.ResponseModel: P(answers a survey | features), for wave forecasts
+        self.response = response
 
     @property
     def theme_labels(self) -> dict[str, str]:
@@ -110,6 +114,12 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
             for k, name in enumerate(NPS_CATEGORIES):
                 out[f"p_{name}"] = probs[:, k]
         return out, contributions
+
+    def response_probability(self, X: np.ndarray) -> np.ndarray | None:
+        """P(the customer answers a survey in the horizon), or None without a response model."""
+        if self.response is None or len(X) == 0:
+            return None
+        return self.response.predict(X)
 
     def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
         """SHAP contributions (last column: base value) of churn log-odds or NPS points."""

@@ -183,7 +183,7 @@ def _fit(
     ]
     # The text scorer only travels with the model when its features are in the plan.
     bundle = NpsRiskModel(
-        encoder, churn, nps, plan.to_dict(), info, text if plan.text_themes else None
+        encoder, churn, nps, plan.to_dict(), info, text if plan.text_themes else None, response
     )
     return FittedModels(bundle, baselines, response, unweighted)
 
