@@ -19,3 +19,15 @@ def create_schema(engine: sa.Engine) -> None:
     import interventions.tables  # noqa: F401  (registers the tables)
 
     metadata.create_all(engine)
+
+
+def database_url(settings) -> str:
+    return f"sqlite:///{settings.home_path / 'npsrisk.db'}"
+
+
+def open_engine(settings) -> sa.Engine:
+    """The engine for the configured database, schema created (migrations once merged)."""
+    settings.home_path.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(database_url(settings))
+    create_schema(engine)
+    return engine
