@@ -107,6 +107,12 @@ class NpsRiskService:
         self._refresh()
         _freeze_heap()
         self._stop = threading.Event()
+        self.relay = None
+        if self.settings.alerts.relay_poll_seconds > 0:
+            # The outbox relay (alerts: SQLAlchemy and httpx only, never monitoring/Evidently).
+            from alerts.relay import RelayThread
+
+            self.relay = RelayThread(self.settings).start()
         interval = [x for x in (s.store_poll_seconds, s.champion_poll_seconds) if x > 0]
         if interval:
             threading.Thread(
@@ -125,6 +131,8 @@ class NpsRiskService:
     @bentoml.on_shutdown
     def _close(self) -> None:
         self._stop.set()
+        if self.relay is not None:
+            self.relay.stop()
         if self.log is not None:
             self.log.close()
 
