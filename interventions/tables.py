@@ -1,14 +1,16 @@
 """The interventions store's tables: waves, assignments, interventions, their events, owners.
 
-Declared on the shared database layer's metadata, so one Alembic history creates them beside
-the alert outbox; the migration that adds them is ``interventions_0001``.
+Declared on the shared database layer's metadata (``db.models.Base``), so one Alembic history
+creates them beside the alert outbox: revision ``0002_interventions``.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from interventions.db import metadata
+from db.models import Base, UtcDateTime
+
+metadata = Base.metadata
 
 OPEN = ("planned", "contacted", "snoozed")
 _open_clause = sa.text("status IN ('planned', 'contacted', 'snoozed')")
@@ -18,7 +20,7 @@ waves = sa.Table(
     metadata,
     sa.Column("wave_id", sa.String(64), primary_key=True),
     sa.Column("planned_on", sa.Date, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("seed", sa.BigInteger, nullable=False),
     sa.Column("control_share", sa.Float, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),  # api | cli
@@ -47,7 +49,7 @@ assignments = sa.Table(
     sa.Column("playbook", sa.String(64), nullable=True),  # for control: the would-be playbook
     sa.Column("too_soon", sa.Boolean, nullable=False, default=False),
     sa.Column("intervention_id", sa.String(64), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("wave_id", "customer_id", "survey_date", name="uq_assignment_row"),
     sa.Index("ix_assignments_customer", "customer_id"),
 )
@@ -72,8 +74,8 @@ interventions = sa.Table(
     sa.Column("drivers", sa.JSON, nullable=False),
     sa.Column("themes", sa.JSON, nullable=False),
     sa.Column("revenue_at_risk", sa.Float, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_interventions_status", "status"),
     sa.Index("ix_interventions_owner", "owner"),
     sa.Index("ix_interventions_customer", "customer_id"),
@@ -100,7 +102,7 @@ events = sa.Table(
     sa.Column("actor", sa.String(320), nullable=False),
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("snooze_until", sa.Date, nullable=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
     sa.Index("ix_events_intervention", "intervention_id"),
 )
 
@@ -110,5 +112,5 @@ customer_owners = sa.Table(
     sa.Column("customer_id", sa.String(200), primary_key=True),
     sa.Column("owner", sa.String(320), nullable=False),
     sa.Column("source", sa.String(32), nullable=False),  # customers_table | reassigned
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -43,12 +43,13 @@ def engine(request, tmp_path):
             conn.execute(sa.text(f"CREATE DATABASE {name}"))
         admin.dispose()
         url = server.rsplit("/", 1)[0] + f"/{name}"
-    from interventions.db import create_schema, engine_for
+    from db import Database, current_revision, head_revision, upgrade_database
 
-    eng = engine_for(url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+    database = Database(url)
+    upgrade_database(database)  # the real migrations, not create_all
+    assert current_revision(database) == head_revision() == "0002_interventions"
+    yield database.engine
+    database.dispose()
 
 
 def prediction(cid: str, tier: str = "high", p_det: float = 0.7) -> dict:
@@ -277,3 +278,34 @@ def test_account_owners_upsert(engine):
     assert store.set_account_owners({"A": "ana", "B": "bo"}) == 2
     assert store.set_account_owners({"A": "ana", "B": "cy"}) == 1
     assert store.account_owners() == {"A": "ana", "B": "cy"}
+
+
+def test_events_join_the_shared_outbox_in_the_same_transaction(engine, tmp_path):
+    from db.models import AlertRecord
+    from interventions.alerts import outbox_hook
+    from npsrisk.settings import load_settings
+
+    settings = load_settings(
+        home=tmp_path / "home",
+        alerts={"console": False, "file": True, "webhooks": [{"url": "http://127.0.0.1:9/h"}]},
+    )
+    store = InterventionStore(engine, on_event=outbox_hook(settings))
+    _, created = store.plan_and_save(
+        ["A", "B"], planner(["A", "B"], {c: prediction(c) for c in "AB"}), "api"
+    )
+    store.change_status(created["A"], "contacted", "ana", "called")
+    with pytest.raises(TransitionError):
+        store.change_status(created["A"], "planned", "ana")  # refused: no event either
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(AlertRecord.type, AlertRecord.body)).all()
+        deliveries = conn.execute(sa.text("SELECT channel FROM alert_deliveries")).scalars().all()
+    assert sorted(t for t, _ in rows) == [
+        "intervention.planned",
+        "intervention.planned",
+        "intervention.status_changed",
+    ]
+    assert sorted(deliveries) == ["file", "file", "file", "webhook", "webhook", "webhook"]
+    import json
+
+    body = json.loads(next(b for t, b in rows if t == "intervention.status_changed"))
+    assert body["data"]["previous_status"] == "planned" and body["data"]["actor"] == "ana"
