@@ -129,9 +129,10 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> Answer:
 class Acting:
     """Playbooks, owners and the interventions store, opened once and used per request."""
 
-    def __init__(self, settings, engine=None, on_event=None):
+    def __init__(self, settings, engine=None, on_event=None, upgrade: bool | None = None):
         self.settings = settings
         self._engine = engine
+        self._upgrade = upgrade  # the service's workers never migrate (npsrisk serve does)
         self._on_event = on_event
         self._store = None
         self._playbooks = None
@@ -143,9 +144,9 @@ class Acting:
 
         with self._lock:
             if self._store is None:
-                from interventions.db import open_engine
+                from interventions.db import open_store_database
 
-                engine = self._engine or open_engine(self.settings)
+                engine = self._engine or open_store_database(self.settings, self._upgrade).engine
                 on_event = self._on_event
                 if on_event is None:
                     from interventions.alerts import outbox_hook
@@ -442,7 +443,8 @@ class Acting:
         except NotFoundError as exc:
             return _error(404, "intervention_not_found", str(exc))
         except TransitionError as exc:
-            return _error(409, "illegal_transition", str(exc), allowed=list(exc.allowed))
+            # The envelope is {error, detail}; the allowed statuses are named in the detail.
+            return _error(409, "illegal_transition", str(exc))
         except ValueError as exc:
             return _error(400, "invalid_status_change", str(exc))
         return 200, row

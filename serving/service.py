@@ -22,14 +22,28 @@ from starlette.responses import Response
 
 from features.store import current_store_path
 from npsrisk.settings import ConfigError, Settings, load_settings
+from serving.act_routes import ActRoutesMiddleware, document_act_routes
+from serving.acting import Acting
 from serving.http import ApiKeyMiddleware, BodySizeLimitMiddleware, ErrorEnvelopeMiddleware
 from serving.inference_log import InferenceLog
 from serving.openapi import OpenApiMiddleware, publishable_spec
 from serving.schemas import (
+    AtRiskRequest,
+    AtRiskResponse,
+    Intervention,
+    InterventionsRequest,
+    InterventionsResponse,
+    NpsForecastRequest,
+    NpsForecastResponse,
     PredictFeaturesRequest,
     PredictRequest,
     PredictResponse,
+    PresurveyRequest,
+    PresurveyResponse,
+    ReassignRequest,
+    ReassignResponse,
     ReloadResponse,
+    StatusChangeRequest,
 )
 from serving.state import (
     NotReadyError,
@@ -104,6 +118,9 @@ class NpsRiskService:
         self._swap_lock = threading.Lock()
         s = self.settings.serving
         self.log = InferenceLog(self.settings.inference_log_path) if s.inference_log else None
+        # Playbooks, owners and the interventions store open on first use; workers never
+        # migrate the database (`npsrisk serve` does, once, before they start).
+        self.acting = Acting(self.settings, upgrade=False)
         self._refresh()
         _freeze_heap()
         self._stop = threading.Event()
@@ -280,6 +297,62 @@ class NpsRiskService:
             },
         )
 
+    # --- acting on predictions (interventions/) ------------------------------------------
+    def _act(self, handler, *args) -> Response:
+        """Run an interventions handler; configuration and database problems are 503s."""
+        from interventions.owners import OwnersError
+        from interventions.playbooks import PlaybookError
+        from interventions.store import PlanConflictError
+
+        try:
+            status, body = handler(*args)
+        except (ConfigError, PlaybookError, OwnersError) as exc:
+            return _error(503, "not_configured", str(exc))
+        except PlanConflictError as exc:
+            return _error(409, "plan_conflict", str(exc))
+        return _json(status, body)
+
+    @bentoml.api(route="/presurvey")
+    def presurvey(self, request: PresurveyRequest, /) -> PresurveyResponse:
+        """Plan outreach for customers about to be surveyed; never suppresses or delays one."""
+        limit = self.settings.serving.max_ids_per_request
+        state = self._admit(len(request.customer_ids), limit, "ids", request.top_k)
+        if isinstance(state, Response):
+            return state
+        return self._act(self.acting.presurvey, state, request)
+
+    @bentoml.api(route="/at_risk")
+    def at_risk(self, request: AtRiskRequest, /) -> AtRiskResponse:
+        """The ranked at-risk list (also GET /at_risk with query parameters)."""
+        state = self._admit(request.limit, 1000, "rows", request.top_k)
+        if isinstance(state, Response):
+            return state
+        return self._act(self.acting.at_risk, state, request)
+
+    @bentoml.api(route="/nps_forecast")
+    def nps_forecast(self, request: NpsForecastRequest, /) -> NpsForecastResponse:
+        """The NPS the next wave will report, and the base's (also GET /nps_forecast)."""
+        limit = self.settings.serving.max_ids_per_request * 100
+        state = self._admit(len(request.customer_ids or ()), limit, "ids", 1)
+        if isinstance(state, Response):
+            return state
+        return self._act(self.acting.nps_forecast, state, request)
+
+    @bentoml.api(route="/interventions")
+    def interventions(self, request: InterventionsRequest, /) -> InterventionsResponse:
+        """Interventions with their history (GET /interventions with query parameters)."""
+        return self._act(self.acting.interventions, request)
+
+    @bentoml.api(route="/interventions/status")
+    def interventions_status(self, request: StatusChangeRequest, /) -> Intervention:
+        """Move one intervention (POST /interventions/{id}/status)."""
+        return self._act(self.acting.change_status, request)
+
+    @bentoml.api(route="/interventions/reassign")
+    def interventions_reassign(self, request: ReassignRequest, /) -> ReassignResponse:
+        """Reassign interventions in bulk: by id, or every open one of an owner."""
+        return self._act(self.acting.reassign, request)
+
 
 def _spec() -> dict:
     from importlib.metadata import PackageNotFoundError, version
@@ -288,7 +361,8 @@ def _spec() -> dict:
         project_version = version("npsrisk")
     except PackageNotFoundError:  # a Bento installs the dependencies, not the project itself
         project_version = "unknown"
-    return publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version)
+    spec = publishable_spec(NpsRiskService.openapi_spec.asdict(), project_version)
+    return document_act_routes(spec)
 
 
 # First added is outermost: errors from every layer below get the same JSON shape.
@@ -296,3 +370,4 @@ NpsRiskService.add_asgi_middleware(ErrorEnvelopeMiddleware)
 NpsRiskService.add_asgi_middleware(OpenApiMiddleware, spec=_spec)
 NpsRiskService.add_asgi_middleware(ApiKeyMiddleware)
 NpsRiskService.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=_BOOT.serving.max_body_bytes)
+NpsRiskService.add_asgi_middleware(ActRoutesMiddleware)  # GET/path forms of /at_risk & co.
