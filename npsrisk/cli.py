@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from npsrisk import console as out
+from npsrisk.cli_act import register as _register_act
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -655,6 +656,10 @@ def show_config(ctx: typer.Context) -> None:
     data = settings.model_dump(mode="json")
     out.console.print(yaml.safe_dump(data, sort_keys=False))
     out.console.print(f"# home: {settings.home_path}\n# tracking: {settings.tracking_uri}")
+
+
+# The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
+_register_act(app)
 
 
 def main() -> None:
