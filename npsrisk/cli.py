@@ -69,9 +69,17 @@ def demo_data(
     file_format: Annotated[
         FileFormat, typer.Option("--format", help="Output format.")
     ] = FileFormat.parquet,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `npsrisk presurvey` plan: regenerate the same company (same options) and "
+            "continue it past the export, the plan's treated customers getting known effects."
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
     from demo.generator import DemoConfig, make_demo
+    from demo.interventions import demo_hooks
 
     try:
         first_day = date.fromisoformat(start)
@@ -86,8 +94,13 @@ def demo_data(
         drift_event=drift_event,
         file_format=file_format.value,
     )
+    try:
+        on_block, finish = demo_hooks(cfg, out_dir, continue_from)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     with out.steps(cfg.blocks * 9 + 1, "demo-data") as step:
-        manifest = make_demo(cfg, out_dir, progress=step)
+        manifest = make_demo(cfg, out_dir, progress=step, on_block=on_block)
+    extra = finish()
     for table, rows in manifest["rows"].items():
         out.console.print(f"  {table:<14} {rows:>12,} rows")
     if cfg.bad_rows:
@@ -98,6 +111,8 @@ def demo_data(
         out.console.print(f"  drift event: {d['segment']} from {d['start']} to {d['end']}")
     out.wrote("contract tables", out_dir.resolve())
     out.wrote("ground truth (not a contract table)", (out_dir / "ground_truth").resolve())
+    for what, path in extra.items():
+        out.wrote(what, path.resolve())
 
 
 @app.command()
