@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from npsrisk import console as out
+from npsrisk.cli_act import register as _register_act
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -68,9 +69,17 @@ def demo_data(
     file_format: Annotated[
         FileFormat, typer.Option("--format", help="Output format.")
     ] = FileFormat.parquet,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `npsrisk presurvey` plan: regenerate the same company (same options) and "
+            "continue it past the export, the plan's treated customers getting known effects."
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
     from demo.generator import DemoConfig, make_demo
+    from demo.interventions import demo_hooks
 
     try:
         first_day = date.fromisoformat(start)
@@ -85,8 +94,13 @@ def demo_data(
         drift_event=drift_event,
         file_format=file_format.value,
     )
+    try:
+        on_block, finish = demo_hooks(cfg, out_dir, continue_from)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     with out.steps(cfg.blocks * 9 + 1, "demo-data") as step:
-        manifest = make_demo(cfg, out_dir, progress=step)
+        manifest = make_demo(cfg, out_dir, progress=step, on_block=on_block)
+    extra = finish()
     for table, rows in manifest["rows"].items():
         out.console.print(f"  {table:<14} {rows:>12,} rows")
     if cfg.bad_rows:
@@ -97,6 +111,8 @@ def demo_data(
         out.console.print(f"  drift event: {d['segment']} from {d['start']} to {d['end']}")
     out.wrote("contract tables", out_dir.resolve())
     out.wrote("ground truth (not a contract table)", (out_dir / "ground_truth").resolve())
+    for what, path in extra.items():
+        out.wrote(what, path.resolve())
 
 
 @app.command()
@@ -341,6 +357,14 @@ def serve(
         problems.append(str(exc))
     if problems:
         raise ConfigError("the service cannot start: " + "; ".join(problems))
+    # Migrations run here, once, before any worker exists; workers only check the revision.
+    from db import Database, upgrade_database
+
+    database = Database.from_settings(settings)
+    before, after = upgrade_database(database)
+    database.dispose()
+    if before != after:
+        out.console.print(f"database migrated: {before or 'empty'} -> {after}")
     host = host or settings.serving.host
     port = port or settings.serving.port
     out.console.print(
@@ -502,6 +526,144 @@ def _empty_comments():
     )
 
 
+db_app = typer.Typer(help="The database: alert outbox and interventions.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alerts: list pending, sent and dead ones (the default), deliver, redeliver."
+)
+app.add_typer(db_app, name="db")
+app.add_typer(alerts_app, name="alerts")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the database migrations (Alembic) up to the code's head; safe to repeat."""
+    from db import Database, upgrade_database
+    from db.engine import redacted
+
+    settings = _settings(ctx)
+    db = Database.from_settings(settings)
+    before, after = upgrade_database(db)
+    db.dispose()
+    moved = "already current" if before == after else f"{before or 'empty'} -> {after}"
+    out.console.print(f"database {redacted(db.url)}: {moved}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Show the database's migration revision and the code's head."""
+    from db import Database, current_revision, head_revision
+    from db.engine import redacted
+
+    settings = _settings(ctx)
+    db = Database.from_settings(settings)
+    current, head = current_revision(db), head_revision()
+    db.dispose()
+    state = "current" if current == head else "behind: run `npsrisk db upgrade`"
+    out.console.print(f"database {redacted(db.url)}: {current or 'empty'} (head {head}, {state})")
+
+
+class AlertStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    dead = "dead"
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts_list(
+    ctx: typer.Context,
+    status: Annotated[
+        AlertStatus | None, typer.Option(help="Only alerts with a delivery in this state.")
+    ] = None,
+    alert_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most alerts shown, newest first.")] = 50,
+) -> None:
+    """List alerts newest first, with each channel's delivery state."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import pandas as pd
+
+    from alerts import list_alerts
+    from db import open_database
+
+    settings = _settings(ctx)
+    db = open_database(settings)
+    views = list_alerts(db, status.value if status else None, alert_type, limit)
+    db.dispose()
+    if not views:
+        out.console.print("no alerts" + (f" with status {status.value}" if status else ""))
+        return
+    rows = [
+        {
+            "created": v.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "id": v.id,
+            "type": v.type,
+            "status": v.status,
+            "deliveries": ", ".join(
+                f"{d['channel']}:{d['status']}({d['attempts']})" for d in v.deliveries
+            ),
+            "summary": v.summary[:60],
+        }
+        for v in views
+    ]
+    out.print_frame(pd.DataFrame(rows), title=f"Alerts in {settings.database_url.split('://')[0]}")
+    errors = [(v.id, d) for v in views for d in v.deliveries if d["last_error"]]
+    for alert_id, d in errors[:10]:
+        out.console.print(f"[dim]{alert_id} {d['channel']}:[/dim] {d['last_error']}")
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(
+    ctx: typer.Context,
+    loop: Annotated[
+        bool, typer.Option(help="Keep delivering every alerts.relay_poll_seconds (Ctrl+C ends).")
+    ] = False,
+) -> None:
+    """Deliver due alerts from the outbox (for cron); safe beside the service's relay."""
+    import threading
+
+    from alerts import WebhookSecretError, deliver_due, run_relay
+    from db import open_database
+
+    settings = _settings(ctx)
+    db = open_database(settings)
+    try:
+        if loop:
+            stats = run_relay(db, settings, threading.Event(), settings.alerts.relay_poll_seconds)
+        else:
+            stats = deliver_due(db, settings)
+    except WebhookSecretError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        db.dispose()
+    out.console.print(f"delivered {stats.sent}, to retry later {stats.retried}, dead {stats.dead}")
+    for error in stats.errors[:20]:
+        out.console.print(f"[yellow]{error}[/yellow]")
+    if stats.dead:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("redeliver")
+def alerts_redeliver(
+    ctx: typer.Context,
+    alert_ids: Annotated[
+        list[str] | None, typer.Argument(help="Alert ids (msg_...) to send again.")
+    ] = None,
+    dead: Annotated[bool, typer.Option(help="Queue every dead delivery again.")] = False,
+) -> None:
+    """Queue alerts again with the same ids (receivers deduplicate), then deliver."""
+    from alerts import redeliver
+    from db import open_database
+
+    if not alert_ids and not dead:
+        raise ConfigError("name alert ids to redeliver, or pass --dead for every dead one")
+    settings = _settings(ctx)
+    db = open_database(settings)
+    queued = redeliver(db, alert_ids, dead)
+    db.dispose()
+    out.console.print(f"queued {queued} deliveries again; `npsrisk alerts deliver` sends them")
+
+
 @app.command("config")
 def show_config(ctx: typer.Context) -> None:
     """Print the effective settings (YAML file plus NPSRISK_* environment overrides)."""
@@ -509,6 +671,10 @@ def show_config(ctx: typer.Context) -> None:
     data = settings.model_dump(mode="json")
     out.console.print(yaml.safe_dump(data, sort_keys=False))
     out.console.print(f"# home: {settings.home_path}\n# tracking: {settings.tracking_uri}")
+
+
+# The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
+_register_act(app)
 
 
 def main() -> None:

@@ -284,6 +284,158 @@ class UiSettings(_Section):
     )
 
 
+class InterventionSettings(_Section):
+    """Acting on predictions: playbooks, pre-survey plans, control group, outcomes, forecast."""
+
+    playbooks_path: Path | None = Field(
+        None, description="Your playbook YAML; default: the playbooks shipped in interventions/."
+    )
+    owners_path: Path | None = Field(
+        None,
+        description="CSV/YAML mapping customers or segments to owners (columns customer_id or "
+        "a segment column, owner); overrides the customers table's owner column.",
+    )
+    control_share: float = Field(
+        0.10, ge=0, lt=1, description="Share of each survey wave's tiers held out as control."
+    )
+    lead_time_days: int = Field(
+        5, ge=0, description="Days a follow-up needs before the survey; less is flagged too_soon."
+    )
+    segment_columns: list[str] = Field(
+        default=["plan_tier", "region", "industry"],
+        description="Columns of `customers` that at-risk filters and the forecast break down by.",
+    )
+    bootstrap_samples: int = Field(
+        500, ge=50, description="Bootstrap resamples behind outcome and forecast intervals."
+    )
+    interval: float = Field(0.90, gt=0.5, lt=1, description="Coverage of reported intervals.")
+    segment_drop_points: float = Field(
+        5.0,
+        gt=0,
+        description="A segment whose forecast NPS is this far below its last "
+        "measured NPS raises segment.dropped.",
+    )
+    detractor_alerts: bool = Field(
+        True, description="Route each new detractor answer to its owner (detractor.answered)."
+    )
+    seed: int | None = Field(
+        None, description="Control-group seed; default: a fresh one per wave, recorded with it."
+    )
+
+
+class DatabaseSettings(_Section):
+    """The one database (alert outbox, interventions), migrated by Alembic."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://host/db; default: SQLite file "
+        "npsrisk.db under the project home. A password belongs in NPSRISK_DATABASE__URL, "
+        "never in the YAML file.",
+    )
+
+
+class WebhookEndpoint(_Section):
+    """One receiver of signed webhooks."""
+
+    url: str = Field(description="Where alerts are POSTed.")
+    types: list[str] = Field(
+        default_factory=list, description="Alert types sent here; empty: every type."
+    )
+
+
+class AlertSettings(_Section):
+    """Alert channels and the outbox relay. Webhook signing secrets are not settings: they
+    come from NPSRISK_WEBHOOK_SECRETS (comma-separated) or NPSRISK_WEBHOOK_SECRETS_FILE."""
+
+    console: bool = Field(True, description="Print alerts to the console (stderr).")
+    file: bool = Field(True, description="Append alerts to a JSONL file.")
+    file_path: Path | None = Field(
+        None, description="The JSONL file; default: alerts/alerts.jsonl under the project home."
+    )
+    webhooks: list[WebhookEndpoint] = Field(
+        default_factory=list,
+        description="Webhook receivers, each `{url, types}`; signed per Standard Webhooks.",
+    )
+    max_attempts: int = Field(
+        10, ge=1, description="Tries of one delivery before it is dead (left for redelivery)."
+    )
+    backoff_seconds: float = Field(
+        5.0, gt=0, description="Wait before the second try; doubles each try, with jitter."
+    )
+    max_backoff_seconds: float = Field(3600.0, gt=0, description="Longest wait between tries.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one webhook request.")
+    lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a relay owns the deliveries it claimed; after that (a relay that "
+        "died) another relay may retry them, with the same webhook-id.",
+    )
+    relay_poll_seconds: float = Field(
+        5.0, ge=0, description="How often the service's background relay delivers (0: never)."
+    )
+
+
+class MonitoringSettings(_Section):
+    """Drift, performance estimation and decay, and the retrain trigger."""
+
+    numerical_stattest: str = Field(
+        "wasserstein",
+        description="Evidently drift method for numeric columns (an effect size, not a p-value).",
+    )
+    numerical_threshold: float = Field(
+        0.1, gt=0, description="A numeric column drifts when its method's score reaches this."
+    )
+    categorical_stattest: str = Field(
+        "jensenshannon", description="Evidently drift method for categorical columns."
+    )
+    categorical_threshold: float = Field(
+        0.1, gt=0, description="A categorical column drifts when its score reaches this."
+    )
+    drift_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="The verdict is drift when this share of (non by-construction) features "
+        "drifts, or a prediction drifts, or a segment moved.",
+    )
+    by_construction: list[str] = Field(
+        default=["tenure_days", "days_since_signup", "nps_last_age_days"],
+        description="Features that drift by construction as time passes: reported, never "
+        "raising the verdict.",
+    )
+    segment_columns: list[str] = Field(
+        default=["plan_tier", "region", "tenure_band"],
+        description="Segments compared one by one, so a drift confined to one is named.",
+    )
+    min_segment_rows: int = Field(
+        200, ge=10, description="Smallest segment (in both windows) that is compared."
+    )
+    fdr_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="False discovery rate of the column x segment tests (Benjamini-Hochberg).",
+    )
+    sample_rows: int = Field(
+        100_000, ge=1000, description="Rows per window above which drift runs on a sample."
+    )
+    decay_auc: float = Field(
+        0.05, gt=0, description="Churn ROC-AUC drop (vs training) that counts as decay."
+    )
+    decay_mae: float = Field(
+        0.3, gt=0, description="NPS MAE rise (vs training) that counts as decay."
+    )
+    bootstrap: int = Field(
+        200, ge=20, description="Bootstrap resamples for the intervals of realized metrics."
+    )
+    min_labelled_rows: int = Field(
+        200, ge=10, description="Fewest labelled rows for a period or segment to be judged."
+    )
+    max_model_age_days: int = Field(
+        90, ge=1, description="`retrain --if-needed` retrains a champion older than this."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from YAML with ``NPSRISK_*`` environment overrides."""
 
@@ -303,6 +455,10 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    interventions: InterventionSettings = Field(default_factory=InterventionSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
 
     @model_validator(mode="after")
@@ -316,6 +472,10 @@ class Settings(BaseSettings):
                 f"their outcomes are known. Set it to at least {floor} (or 0 to keep forever)"
             )
         return self
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    interventions: InterventionSettings = Field(default_factory=InterventionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -362,6 +522,14 @@ class Settings(BaseSettings):
     @property
     def artifacts_path(self) -> Path:
         return self.home_path / "mlartifacts"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home_path / 'npsrisk.db'}"
+
+    @property
+    def alerts_file_path(self) -> Path:
+        return self.alerts.file_path or self.home_path / "alerts" / "alerts.jsonl"
 
     @property
     def tracking_uri(self) -> str:
