@@ -41,9 +41,9 @@ logger = logging.getLogger("bentoml.service.npsrisk")
 
 UI_PATH = "/ui"
 HERE = Path(__file__).parent
-SORTS = {
-    "churn_probability": "Churn probability",
-    "detractor_probability": "Detractor probability",
+SORTS = {  # short headers keep the list readable at 1280 px
+    "churn_probability": "Churn prob.",
+    "detractor_probability": "Detractor prob.",
     "revenue_at_risk": "Revenue at risk",
 }
 TIERS = ("low", "medium", "high")
@@ -425,6 +425,7 @@ class UiApp:
             interventions=interventions,
             interventions_note=interventions_note,
             actions=ACTIONS,
+            allowed=_transitions(),
             flash=request.query_params.get("done", ""),
             problem=request.query_params.get("problem", ""),
         )
@@ -476,16 +477,18 @@ class UiApp:
         except PageError as exc:
             return self._error_page(request, session, exc)
         groups = []
-        for column, title in (
-            ("tenure_band", "Tenure"),
-            ("plan_tier", "Plan tier"),
-            ("ticket_band", "Support history (tickets, last 90 days)"),
-            ("industry", "Industry"),
-            ("region", "Region"),
+        tenure_order = [b[2] for b in TENURE_BANDS] + ["over 2 years"]
+        ticket_order = [b[2] for b in TICKET_BANDS] + ["6 or more tickets"]
+        for column, title, order in (
+            ("tenure_band", "Tenure", tenure_order),
+            ("plan_tier", "Plan tier", ()),
+            ("ticket_band", "Support history (tickets, last 90 days)", ticket_order),
+            ("industry", "Industry", ()),
+            ("region", "Region", ()),
         ):
             if column not in frame.columns:
                 continue
-            rows = summarize_segments(frame, column)
+            rows = summarize_segments(frame, column, order=order)
             groups.append(
                 {
                     "title": title,
@@ -495,11 +498,11 @@ class UiApp:
                         f"Actual and predicted NPS by {title.lower()}",
                         (-100.0, 100.0),
                     ),
-                    "risk_chart": charts.paired_bars(
-                        [(r["segment"], None, 100 * r["churn_risk"]) for r in rows],
+                    "risk_chart": charts.bars(
+                        [(r["segment"], 100 * r["churn_risk"]) for r in rows],
                         f"Mean churn probability by {title.lower()}",
-                        (0.0, 100.0),
-                        names=("", "churn risk %"),
+                        (0.0, max(max(100 * r["churn_risk"] for r in rows) * 1.15, 1.0)),
+                        unit="%",
                     ),
                 }
             )
@@ -562,10 +565,7 @@ class UiApp:
         return await _threaded(self._programme_page, request, session)
 
     def _programme_page(self, request: Request, session: Session) -> Response:
-        try:
-            report, note = self.data.outcomes(), ""
-        except PageError as exc:
-            report, note = None, exc.detail
+        report, note = self.data.outcomes(), ""
         try:
             counts = {s: self.data.interventions(status=s, limit=1)["total"] for s in STATUSES[1:]}
         except PageError as exc:
@@ -600,6 +600,15 @@ class UiApp:
             "sandbox allow-scripts; default-src 'self' 'unsafe-inline' data:"
         )
         return response
+
+
+def _transitions() -> dict[str, tuple[str, ...]]:
+    """Which buttons each status gets: the life cycle's allowed moves (interventions.states)."""
+    try:
+        from interventions.states import TRANSITIONS
+    except ImportError:
+        return {}
+    return TRANSITIONS
 
 
 def _safe_next(value: str | None) -> str:

@@ -222,3 +222,34 @@ def interval_chart(
             f'class="val">{point:.1f}</text></g>'
         )
     return _svg(width, height, label, body)
+
+
+def bars(
+    rows: Sequence[tuple[str, float]],
+    label: str,
+    domain: tuple[float, float],
+    unit: str = "",
+    width: int = 560,
+) -> str:
+    """One bar per category from ``domain[0]`` (e.g. mean churn risk in %)."""
+    if not rows:
+        return ""
+    lo, hi = domain
+    row, top, label_w = 26, 6, 150
+    plot_w = width - label_w - 60
+    height = top + row * len(rows) + 6
+    body = [
+        f'<line x1="{label_w}" y1="{top - 2}" x2="{label_w}" y2="{height - 4}" stroke="#98a2b3"/>'
+    ]
+    for i, (name, value) in enumerate(rows):
+        y = top + i * row
+        w = max((min(max(value, lo), hi) - lo) / (hi - lo) * plot_w, 1.0)
+        body.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" class="lbl">'
+            f"{escape(_clip(str(name), 22))}</text>"
+            f"<g><title>{escape(f'{name}: {value:.1f}{unit}')}</title>"
+            f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="16" fill="{PREDICTED}" '
+            f'rx="2"/><text x="{label_w + w + 4:.1f}" y="{y + 16}" class="val">'
+            f"{value:.0f}{escape(unit)}</text></g>"
+        )
+    return _svg(width, height, label, body)

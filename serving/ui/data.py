@@ -28,7 +28,6 @@ AT_RISK = "handle_at_risk"
 INTERVENTIONS = "handle_interventions"
 CHANGE_STATUS = "handle_change_status"
 NPS_FORECAST = "handle_nps_forecast"
-OUTCOMES = "handle_outcomes"
 
 NO_MODEL = "no champion model yet: run npsrisk train"
 TENURE_BANDS = ((0, 90, "under 3 months"), (90, 365, "3-12 months"), (365, 730, "1-2 years"))
@@ -117,8 +116,9 @@ class PageData:
     def nps_forecast(self, **query: Any) -> dict:
         return self.ask(NPS_FORECAST, "/nps_forecast", "NpsForecastRequest", query)
 
-    def outcomes(self) -> dict:
-        return self.call(OUTCOMES, "/outcomes", None)
+    def outcomes(self) -> dict | None:
+        """The latest outcome report `npsrisk outcomes DATA` wrote (None: never run yet)."""
+        return latest_outcome_report(self.settings.reports_path)
 
     # --- what the API does not serve --------------------------------------------------
     def customer_history(self, customer_id: str, verbatims: int = 3) -> dict:
@@ -198,6 +198,21 @@ def nps_answers(nps: pd.DataFrame) -> list[dict]:
     ]
 
 
+def latest_outcome_report(reports_path) -> dict | None:
+    """The newest ``reports/outcomes/<stamp>/outcome_report.csv``: where it is and its rows."""
+    folder = reports_path / "outcomes"
+    found = sorted(folder.glob("*/outcome_report.csv")) if folder.is_dir() else []
+    if not found:
+        return None
+    frame = pd.read_csv(found[-1])
+    frame = frame.astype(object).where(frame.notna(), None)
+    return {
+        "written": found[-1].parent.name,
+        "path": str(found[-1].relative_to(reports_path)),
+        "comparisons": frame.to_dict("records"),
+    }
+
+
 # --- segment summaries (pure) ----------------------------------------------------------------
 
 
@@ -218,7 +233,9 @@ def _nps_of(scores: np.ndarray) -> float:
     return 100.0 * (np.mean(scores >= 9) - np.mean(scores <= 6))
 
 
-def summarize_segments(frame: pd.DataFrame, column: str, min_answers: int = 5) -> list[dict]:
+def summarize_segments(
+    frame: pd.DataFrame, column: str, min_answers: int = 5, order: Sequence[str] = ()
+) -> list[dict]:
     """Per value of ``column``: customers, actual NPS (last answers), predicted NPS, risk.
 
     ``frame`` has p_promoter, p_detractor, churn_probability and ``last_score`` (NaN when the
@@ -241,4 +258,7 @@ def summarize_segments(frame: pd.DataFrame, column: str, min_answers: int = 5) -
                 "churn_risk": float(part["churn_probability"].mean()),
             }
         )
+    if order:  # bands in their natural order (tenure, ticket volume), others alphabetical
+        rank = {name: i for i, name in enumerate(order)}
+        rows.sort(key=lambda r: rank.get(r["segment"], len(rank)))
     return rows
