@@ -94,5 +94,6 @@ class DeliveryRecord(Base):
 
     alert: Mapped[AlertRecord] = relationship(back_populates="deliveries")
 
+
 # The interventions store's tables (interventions/tables.py) live on this metadata too.
 import interventions.tables  # noqa: E402, F401

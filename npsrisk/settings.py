@@ -472,10 +472,6 @@ class Settings(BaseSettings):
                 f"their outcomes are known. Set it to at least {floor} (or 0 to keep forever)"
             )
         return self
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
-    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
-    interventions: InterventionSettings = Field(default_factory=InterventionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -75,13 +75,9 @@ class PageData:
         try:
             status, body = method(request)
         except ApiError as exc:
-            raise PageError(exc.status, exc.code, _plain_not_ready(exc.code, exc.detail)) from None
+            raise _page_error(exc.status, exc.code, exc.detail) from None
         if status >= 400:
-            raise PageError(
-                status,
-                body.get("error", "error"),
-                _plain_not_ready(body.get("error"), body["detail"]),
-            )
+            raise _page_error(status, body.get("error", "error"), body["detail"])
         return body
 
     def ask(self, handler: str, endpoint: str, model: str, data: dict) -> dict:
@@ -166,10 +162,11 @@ def _model(name: str, endpoint: str):
     return model
 
 
-def _plain_not_ready(code: str | None, detail: str) -> str:
-    if code in ("not_ready", "no_champion") and "train" not in detail:
-        return f"{NO_MODEL} ({detail})"
-    return detail
+def _page_error(status: int, code: str, detail: str) -> PageError:
+    """The API's error as the page says it; no model loaded is the empty state, not a fault."""
+    if code == "not_ready":
+        return PageError(503, "no_model", f"{NO_MODEL} ({detail})")
+    return PageError(status, code, detail)
 
 
 def _validated(model, data: dict) -> Any:
