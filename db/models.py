@@ -93,3 +93,7 @@ class DeliveryRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now, onupdate=utc_now)
 
     alert: Mapped[AlertRecord] = relationship(back_populates="deliveries")
+
+
+# The interventions store's tables (interventions/tables.py) live on this metadata too.
+import interventions.tables  # noqa: E402, F401

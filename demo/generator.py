@@ -84,6 +84,8 @@ class DemoData:
     customer_truth: pd.DataFrame
     text_truth: pd.DataFrame
     manifest: dict = field(default_factory=dict)
+    # The block's latent world, for hooks that continue it (demo/interventions.py).
+    world: object = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -896,7 +898,7 @@ def _generate_block(
         "personal_data_columns": ["company_name", "contact_name", "contact_email", "contact_phone"],
     }
     text_truth = pd.concat([ticket_truth, chat_truth, nps_truth], ignore_index=True)
-    return DemoData(tables, truth, text_truth, manifest)
+    return DemoData(tables, truth, text_truth, manifest, world)
 
 
 def iter_demo_blocks(cfg: DemoConfig, progress: Progress | None = None) -> Iterator[DemoData]:
@@ -1049,12 +1051,19 @@ def write_demo(
     return _written(out, cfg)
 
 
-def make_demo(cfg: DemoConfig, out: Path, progress: Progress | None = None) -> dict:
-    """Generate and write the company block by block (any size fits in memory); the manifest."""
+def make_demo(
+    cfg: DemoConfig,
+    out: Path,
+    progress: Progress | None = None,
+    on_block: Callable[[DemoData], DemoData] | None = None,
+) -> dict:
+    """Generate and write the company block by block (any size fits in memory); the manifest.
+
+    ``on_block`` sees each block (with its world) before it is written and may extend it."""
     say = progress or (lambda _msg: None)
     writer = _DemoWriter(out, cfg, say)
     for block in iter_demo_blocks(cfg, say):
-        writer.add(block)
+        writer.add(on_block(block) if on_block is not None else block)
     return writer.close()
 
 

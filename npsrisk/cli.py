@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from npsrisk import console as out
+from npsrisk.cli_act import register as _register_act
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -68,9 +69,17 @@ def demo_data(
     file_format: Annotated[
         FileFormat, typer.Option("--format", help="Output format.")
     ] = FileFormat.parquet,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `npsrisk presurvey` plan: regenerate the same company (same options) and "
+            "continue it past the export, the plan's treated customers getting known effects."
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
     from demo.generator import DemoConfig, make_demo
+    from demo.interventions import demo_hooks
 
     try:
         first_day = date.fromisoformat(start)
@@ -85,8 +94,13 @@ def demo_data(
         drift_event=drift_event,
         file_format=file_format.value,
     )
+    try:
+        on_block, finish = demo_hooks(cfg, out_dir, continue_from)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     with out.steps(cfg.blocks * 9 + 1, "demo-data") as step:
-        manifest = make_demo(cfg, out_dir, progress=step)
+        manifest = make_demo(cfg, out_dir, progress=step, on_block=on_block)
+    extra = finish()
     for table, rows in manifest["rows"].items():
         out.console.print(f"  {table:<14} {rows:>12,} rows")
     if cfg.bad_rows:
@@ -97,6 +111,8 @@ def demo_data(
         out.console.print(f"  drift event: {d['segment']} from {d['start']} to {d['end']}")
     out.wrote("contract tables", out_dir.resolve())
     out.wrote("ground truth (not a contract table)", (out_dir / "ground_truth").resolve())
+    for what, path in extra.items():
+        out.wrote(what, path.resolve())
 
 
 @app.command()
@@ -984,6 +1000,10 @@ def show_config(ctx: typer.Context) -> None:
     data = settings.model_dump(mode="json")
     out.console.print(yaml.safe_dump(data, sort_keys=False))
     out.console.print(f"# home: {settings.home_path}\n# tracking: {settings.tracking_uri}")
+
+
+# The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
+_register_act(app)
 
 
 def main() -> None:

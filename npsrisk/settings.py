@@ -281,6 +281,65 @@ class ServingSettings(_Section):
         return self.workers or max(1, min(os.cpu_count() or 1, 4))
 
 
+class UiSettings(_Section):
+    """The success teams' page at /ui. The session secret is not a setting: it comes from
+    NPSRISK_UI_SESSION_SECRET or a file under the home (run/ui-session-secret), made once."""
+
+    secure_cookie: bool = Field(
+        True,
+        description="Mark the session cookie Secure (browsers keep it on https:// and on "
+        "http://127.0.0.1 / localhost); turn off only for plain HTTP on another host.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A sign-in lasts this long, then asks again."
+    )
+    page_size: int = Field(50, ge=10, le=500, description="Customers per page of the at-risk list.")
+    source_path: Path | None = Field(
+        None,
+        description="The raw export (folder or DuckDB file) the customer view reads NPS history "
+        "and masked verbatims from; without it the view says so.",
+    )
+
+
+class InterventionSettings(_Section):
+    """Acting on predictions: playbooks, pre-survey plans, control group, outcomes, forecast."""
+
+    playbooks_path: Path | None = Field(
+        None, description="Your playbook YAML; default: the playbooks shipped in interventions/."
+    )
+    owners_path: Path | None = Field(
+        None,
+        description="CSV/YAML mapping customers or segments to owners (columns customer_id or "
+        "a segment column, owner); overrides the customers table's owner column.",
+    )
+    control_share: float = Field(
+        0.10, ge=0, lt=1, description="Share of each survey wave's tiers held out as control."
+    )
+    lead_time_days: int = Field(
+        5, ge=0, description="Days a follow-up needs before the survey; less is flagged too_soon."
+    )
+    segment_columns: list[str] = Field(
+        default=["plan_tier", "region", "industry"],
+        description="Columns of `customers` that at-risk filters and the forecast break down by.",
+    )
+    bootstrap_samples: int = Field(
+        500, ge=50, description="Bootstrap resamples behind outcome and forecast intervals."
+    )
+    interval: float = Field(0.90, gt=0.5, lt=1, description="Coverage of reported intervals.")
+    segment_drop_points: float = Field(
+        5.0,
+        gt=0,
+        description="A segment whose forecast NPS is this far below its last "
+        "measured NPS raises segment.dropped.",
+    )
+    detractor_alerts: bool = Field(
+        True, description="Route each new detractor answer to its owner (detractor.answered)."
+    )
+    seed: int | None = Field(
+        None, description="Control-group seed; default: a fresh one per wave, recorded with it."
+    )
+
+
 class DatabaseSettings(_Section):
     """The one database (alert outbox, interventions), migrated by Alembic."""
 
@@ -416,6 +475,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    interventions: InterventionSettings = Field(default_factory=InterventionSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @model_validator(mode="after")
     def _retention_covers_the_horizon(self) -> Settings:

@@ -271,6 +271,11 @@ def normalize_error(status: int, raw: bytes) -> tuple[str, str]:
     return code, code.replace("_", " ")
 
 
+def under(path: str, prefixes: Iterable[str]) -> bool:
+    """``path`` is one of ``prefixes`` or below one (``/ui``, ``/ui/...``; not ``/uix``)."""
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
 class Draining:
     """Set once a worker heard SIGTERM: answers carry ``Connection: close``, /readyz is 503."""
 
@@ -298,8 +303,11 @@ class Front:
         max_header_bytes: int,
         routes_of=None,
         extra_paths: Iterable[str] = (),
+        html_prefixes: Iterable[str] = (),
     ):
         self.app = app
+        # Mounted pages (the /ui page) answer their own errors in HTML, for people.
+        self.html_prefixes = tuple(html_prefixes)
         # Paths answered by user middleware (GET /model), not BentoML routes: real labels.
         self.extra_paths = frozenset(extra_paths)
         self.max_headers = max_headers
@@ -347,6 +355,8 @@ class Front:
                 f"the headers are {size} bytes; send at most {self.max_header_bytes}",
                 [CLOSE],
             )
+        if under(scope["path"], self.html_prefixes):
+            return await self.app(scope, receive, send)
         label = self._route_label(scope["path"])
         if label != scope["path"]:
             scope = {**scope, "path": label, "npsrisk.path": scope["path"]}
@@ -555,6 +565,7 @@ class ApiRouter:
         spec: Callable[[], dict[str, Any]],
         keys: KeyRing | None = None,
         spec_key: Callable[[], Any] = lambda: None,
+        own_auth_prefixes: Iterable[str] = (),
         admin_keys: KeyRing | None = None,
     ):
         self.app = app
@@ -563,6 +574,8 @@ class ApiRouter:
         self.limits = limits
         self.spec = spec
         self.spec_key = spec_key  # the document is rebuilt when this changes (the model)
+        # Mounted apps that check their own sessions (the /ui page: a sign-in form, cookies).
+        self.own_auth_prefixes = tuple(own_auth_prefixes)
         self._spec_for: Any = None
         self.keys = keys or KeyRing("NPSRISK_API_KEYS", "NPSRISK_API_KEYS_FILE")
         self.admin_keys = admin_keys or KeyRing("NPSRISK_ADMIN_KEYS", "NPSRISK_ADMIN_KEYS_FILE")
@@ -583,6 +596,9 @@ class ApiRouter:
             if path in PROBE_PATHS and method in ("GET", "HEAD"):
                 status = await self._probe(path, send, head=method == "HEAD")
                 return None
+            if under(path, self.own_auth_prefixes):
+                status = 0  # the page answers (and keys) its own requests
+                return await self.app(scope, receive, send)
             check_key(path, scope["headers"], self.keys, self.admin_keys)
             route = self.routes.get(path)
             if path == "/docs.json" and method in ("GET", "HEAD"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -217,3 +218,231 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="Machine-readable code, e.g. validation_error.")
     detail: str = Field(description="What to fix.")
+
+
+# --- acting on predictions (interventions/) -----------------------------------------------
+
+Tier = Literal["low", "medium", "high"]
+InterventionStatus = Literal["planned", "contacted", "resolved", "dismissed", "snoozed"]
+
+
+class PresurveyRequest(BaseModel):
+    """Customers about to be surveyed; the plan never suppresses or delays their survey."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[CustomerId] = Field(
+        min_length=1,
+        description="Customers the wave will survey; at most serving.max_ids_per_request.",
+        examples=[["C-000123", "C-000456"]],
+    )
+    survey_date: date = Field(description="When the survey goes out (YYYY-MM-DD).")
+    top_k: int = Field(5, ge=1, description="Drivers per target in each prediction.")
+    dry_run: bool = Field(
+        False, description="Plan without storing (no interventions opened, no webhooks)."
+    )
+
+
+class PresurveyItem(BaseModel):
+    """One scheduled customer. Every requested id appears exactly once per request row."""
+
+    customer_id: str
+    survey_date: date
+    known: bool = Field(description="False: no materialized features (still listed).")
+    prediction: Prediction | None
+    arm: Literal["treatment", "control", "none", "open_intervention", "unknown"] = Field(
+        description="treatment: planned outreach; control: randomly held out (no outreach); "
+        "none: no playbook applies; open_intervention: already being worked on."
+    )
+    intervene: bool = Field(description="Whether outreach is recommended before the survey.")
+    intervention_id: str | None = Field(description="The stored intervention (new or open).")
+    playbook: str | None
+    action: str | None
+    priority: str | None
+    owner_role: str | None
+    owner: str | None = Field(description="The person (from the owners file or customers.owner).")
+    due_date: date | None
+    too_soon: bool = Field(description="The survey leaves less than the lead time: act today.")
+    why: list[str] = Field(description="The drivers and themes behind the playbook, in words.")
+    drivers: list[str]
+    themes: list[str]
+    revenue_at_risk: float | None = Field(description="MRR x churn probability.")
+    survey_suppressed: Literal[False] = Field(
+        False, description="Always false: planning never suppresses or delays a survey."
+    )
+
+
+class PresurveyResponse(BaseModel):
+    wave_id: str
+    planned_on: date
+    seed: int = Field(description="Seed of the control assignment, recorded with the plan.")
+    control_share: float
+    stored: bool
+    model: ModelInfo
+    features_as_of: str | None
+    counts: dict[str, int]
+    items: list[PresurveyItem] = Field(description="One per requested id, in request order.")
+    unknown_customer_ids: list[str]
+
+
+class AtRiskRequest(BaseModel):
+    """``GET /at_risk`` query (any other query key filters a segment column)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    sort: Literal["churn_probability", "detractor_probability", "revenue_at_risk"] = (
+        "churn_probability"
+    )
+    order: Literal["desc", "asc"] = "desc"
+    min_tier: Tier | None = None
+    owner: str | None = None
+    intervention_status: InterventionStatus | Literal["none"] | None = Field(
+        None, description="Only customers whose latest intervention has this status."
+    )
+    segments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Segment filters, e.g. plan_tier=enterprise (comma-separated: any of).",
+    )
+    top_k: int = Field(3, ge=1, le=20)
+
+
+class AtRiskItem(BaseModel):
+    rank: int
+    customer_id: str
+    churn_probability: float | None
+    detractor_probability: float | None
+    risk_tier: Tier | None
+    mrr: float | None
+    revenue_at_risk: float | None
+    segments: dict[str, FeatureValue]
+    owner: str | None
+    intervention_status: str
+    themes: list[str]
+    drivers: list[Driver]
+
+
+class AtRiskResponse(BaseModel):
+    model: ModelInfo
+    features_as_of: str | None
+    total: int = Field(description="Customers passing the filters (the list is paged).")
+    offset: int
+    limit: int
+    items: list[AtRiskItem]
+
+
+class NpsForecastRequest(BaseModel):
+    """``GET /nps_forecast`` query; any other key filters a segment column."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    survey_date: date | None = Field(
+        None, description="The wave: customers of the latest stored plan for this date."
+    )
+    customer_ids: list[CustomerId] | None = Field(
+        None, description="Who the wave surveys (POST only); default: the stored wave."
+    )
+    segments: dict[str, str] = Field(default_factory=dict)
+
+
+class NpsEstimateOut(BaseModel):
+    nps: float | None
+    low: float | None
+    high: float | None
+    customers: int
+    expected_respondents: float | None = None
+
+
+class NpsForecastResponse(BaseModel):
+    model: ModelInfo
+    features_as_of: str | None
+    survey_date: date | None
+    wave: NpsEstimateOut = Field(description="NPS the wave is expected to report, interval.")
+    base: NpsEstimateOut = Field(description="NPS of the whole base if everyone answered.")
+    last_measured: dict[str, float | int | None]
+    response_model: str
+    segments: list[dict]
+    pulling_down: list[dict]
+    themes_pulling_down: list[dict]
+    dropped_segments: list[dict]
+
+
+class InterventionsRequest(BaseModel):
+    """``GET /interventions`` query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: InterventionStatus | None = None
+    owner: str | None = None
+    customer_id: str | None = None
+    playbook: str | None = None
+    since: datetime | None = Field(None, description="Changed at or after this time (UTC).")
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class InterventionEvent(BaseModel):
+    kind: Literal["status", "owner"]
+    from_status: str | None
+    to_status: str | None
+    from_owner: str | None
+    to_owner: str | None
+    actor: str
+    note: str | None
+    snooze_until: date | None
+    at: str
+
+
+class Intervention(BaseModel):
+    id: str
+    wave_id: str | None
+    customer_id: str
+    playbook: str
+    action: str
+    priority: str
+    owner_role: str
+    owner: str | None
+    status: InterventionStatus
+    due_date: date | None
+    survey_date: date | None
+    too_soon: bool
+    snooze_until: date | None
+    why: list[str]
+    drivers: list[str]
+    themes: list[str]
+    revenue_at_risk: float | None
+    created_at: str
+    updated_at: str
+    history: list[InterventionEvent] = Field(default_factory=list)
+
+
+class InterventionsResponse(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    interventions: list[Intervention]
+
+
+class StatusChangeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, description="Taken from the path /interventions/{id}/status.")
+    status: InterventionStatus
+    note: str | None = Field(None, max_length=5000)
+    actor: str = Field(min_length=1, max_length=320, description="Who made the change.")
+    snooze_until: date | None = None
+
+
+class ReassignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_owner: str = Field(min_length=1, max_length=320)
+    actor: str = Field(min_length=1, max_length=320)
+    intervention_ids: list[str] | None = Field(None, max_length=10000)
+    from_owner: str | None = None
+    note: str | None = None
+
+
+class ReassignResponse(BaseModel):
+    moved: int

@@ -29,6 +29,8 @@ from starlette.responses import Response
 from features.catalog import check_records
 from features.store import current_store_path
 from npsrisk.settings import ConfigError, Settings, load_settings
+from serving.act_routes import ActRoutesMiddleware, document_act_routes
+from serving.acting import Acting
 from serving.http import (
     DRAINING,
     ApiError,
@@ -43,10 +45,22 @@ from serving.inference_log import InferenceLog, tidy_inference_log
 from serving.model_card import MODEL_PATH, ModelCardMiddleware
 from serving.openapi import publishable_spec
 from serving.schemas import (
+    AtRiskRequest,
+    AtRiskResponse,
+    Intervention,
+    InterventionsRequest,
+    InterventionsResponse,
+    NpsForecastRequest,
+    NpsForecastResponse,
     PredictFeaturesRequest,
     PredictRequest,
     PredictResponse,
+    PresurveyRequest,
+    PresurveyResponse,
+    ReassignRequest,
+    ReassignResponse,
     ReloadResponse,
+    StatusChangeRequest,
 )
 from serving.state import (
     NotReadyError,
@@ -56,6 +70,7 @@ from serving.state import (
     load_store,
     predict_records,
 )
+from serving.ui.app import UI_PATH, build_ui_app
 
 logger = logging.getLogger("bentoml.service.npsrisk")
 
@@ -77,6 +92,12 @@ ROUTES = {
     "/predict": Route(PredictRequest, "handle_predict"),
     "/predict_features": Route(PredictFeaturesRequest, "handle_predict_features"),
     "/reload": Route(None, "handle_reload"),
+    "/presurvey": Route(PresurveyRequest, "handle_presurvey"),
+    "/at_risk": Route(AtRiskRequest, "handle_at_risk"),
+    "/nps_forecast": Route(NpsForecastRequest, "handle_nps_forecast"),
+    "/interventions": Route(InterventionsRequest, "handle_interventions"),
+    "/interventions/status": Route(StatusChangeRequest, "handle_change_status"),
+    "/interventions/reassign": Route(ReassignRequest, "handle_reassign"),
 }
 
 
@@ -142,6 +163,8 @@ class _QuietClientErrors(logging.Filter):
         return code >= 500
 
 
+# The success teams' page, mounted under the same edge (its own session auth, HTML errors).
+@bentoml.asgi_app(build_ui_app(_SLOT, _BOOT), path=UI_PATH, name="ui")
 @bentoml.service(
     name="npsrisk",
     workers=_BOOT.serving.worker_count,
@@ -158,6 +181,9 @@ class NpsRiskService:
         self._swap_lock = threading.Lock()
         s = self.settings.serving
         self.log = InferenceLog(self.settings.inference_log_path) if s.inference_log else None
+        # Playbooks, owners and the interventions store open on first use; workers never
+        # migrate the database (`npsrisk serve` does, once, before they start).
+        self.acting = Acting(self.settings, upgrade=False)
         self._stamp_path = self.settings.run_path / "reload-stamp"
         self._stamp_seen = self._read_stamp()
         self._refresh()
@@ -377,6 +403,47 @@ class NpsRiskService:
             "detail": detail,
         }
 
+    # --- acting on predictions (interventions/): the same (status, body) handlers -------
+    def _act(self, handler, *args) -> tuple[int, dict]:
+        """Run an interventions handler; configuration and database problems are 503s."""
+        from interventions.owners import OwnersError
+        from interventions.playbooks import PlaybookError
+        from interventions.store import PlanConflictError
+
+        try:
+            status, body = handler(*args)
+        except (ConfigError, PlaybookError, OwnersError) as exc:
+            raise ApiError(503, "not_configured", str(exc)) from None
+        except PlanConflictError as exc:
+            raise ApiError(409, "plan_conflict", str(exc)) from None
+        if status >= 400:
+            # The envelope is {error, detail}; a 409's detail already names the allowed moves.
+            raise ApiError(status, body["error"], body["detail"])
+        return status, body
+
+    def handle_presurvey(self, request: PresurveyRequest) -> tuple[int, dict]:
+        limit = self.settings.serving.max_ids_per_request
+        state = self._admit(len(request.customer_ids), limit, "ids", request.top_k)
+        return self._act(self.acting.presurvey, state, request)
+
+    def handle_at_risk(self, request: AtRiskRequest) -> tuple[int, dict]:
+        state = self._admit(request.limit, 1000, "rows", request.top_k)
+        return self._act(self.acting.at_risk, state, request)
+
+    def handle_nps_forecast(self, request: NpsForecastRequest) -> tuple[int, dict]:
+        limit = self.settings.serving.max_ids_per_request * 100
+        state = self._admit(len(request.customer_ids or ()), limit, "ids", 1)
+        return self._act(self.acting.nps_forecast, state, request)
+
+    def handle_interventions(self, request: InterventionsRequest) -> tuple[int, dict]:
+        return self._act(self.acting.interventions, request)
+
+    def handle_change_status(self, request: StatusChangeRequest) -> tuple[int, dict]:
+        return self._act(self.acting.change_status, request)
+
+    def handle_reassign(self, request: ReassignRequest) -> tuple[int, dict]:
+        return self._act(self.acting.reassign, request)
+
     # --- the API as BentoML declares it (schemas, its client); the edge answers first --
     def _answer(self, handler, request) -> Response:
         try:
@@ -399,6 +466,36 @@ class NpsRiskService:
         """Load the current champion and feature store if they changed (admin key only)."""
         return self._answer(self.handle_reload, None)
 
+    @bentoml.api(route="/presurvey")
+    def presurvey(self, request: PresurveyRequest, /) -> PresurveyResponse:
+        """Plan outreach for customers about to be surveyed; never suppresses or delays one."""
+        return self._answer(self.handle_presurvey, request)
+
+    @bentoml.api(route="/at_risk")
+    def at_risk(self, request: AtRiskRequest, /) -> AtRiskResponse:
+        """The ranked at-risk list (also GET /at_risk with query parameters)."""
+        return self._answer(self.handle_at_risk, request)
+
+    @bentoml.api(route="/nps_forecast")
+    def nps_forecast(self, request: NpsForecastRequest, /) -> NpsForecastResponse:
+        """The NPS the next wave will report, and the base's (also GET /nps_forecast)."""
+        return self._answer(self.handle_nps_forecast, request)
+
+    @bentoml.api(route="/interventions")
+    def interventions(self, request: InterventionsRequest, /) -> InterventionsResponse:
+        """Interventions with their history (GET /interventions with query parameters)."""
+        return self._answer(self.handle_interventions, request)
+
+    @bentoml.api(route="/interventions/status")
+    def interventions_status(self, request: StatusChangeRequest, /) -> Intervention:
+        """Move one intervention (POST /interventions/{id}/status)."""
+        return self._answer(self.handle_change_status, request)
+
+    @bentoml.api(route="/interventions/reassign")
+    def interventions_reassign(self, request: ReassignRequest, /) -> ReassignResponse:
+        """Reassign interventions in bulk: by id, or every open one of an owner."""
+        return self._answer(self.handle_reassign, request)
+
 
 def _state() -> ServingState | None:
     """This worker's current serving state (None before the service is up)."""
@@ -420,9 +517,10 @@ def _spec() -> dict:
         project_version = "unknown"
     state = _state()
     catalog = None if state is None else state.champion.bundle.catalog
-    return publishable_spec(
+    spec = publishable_spec(
         NpsRiskService.openapi_spec.asdict(), project_version, _BOOT.serving, catalog
     )
+    return document_act_routes(spec)
 
 
 class _FrontedService(Service):
@@ -453,11 +551,25 @@ class _FrontedService(Service):
         )
         app = super().to_asgi(is_main)
         router = ApiRouter(
-            app, routes=ROUTES, slot=_SLOT, limits=limits, spec=_spec, spec_key=_model_version
+            app,
+            routes=ROUTES,
+            slot=_SLOT,
+            limits=limits,
+            spec=_spec,
+            spec_key=_model_version,
+            own_auth_prefixes=[UI_PATH],
         )
-        return Front(
-            router, s.max_headers, s.max_header_bytes, routes_of=app, extra_paths=[MODEL_PATH]
+        front = Front(
+            router,
+            s.max_headers,
+            s.max_header_bytes,
+            routes_of=app,
+            extra_paths=[MODEL_PATH],
+            html_prefixes=[UI_PATH],
         )
+        # The GET and path-parameter forms (GET /at_risk, POST /interventions/{id}/status)
+        # become the POSTs the router parses strictly, before Front labels the path.
+        return ActRoutesMiddleware(front)
 
 
 NpsRiskService.__class__ = _FrontedService

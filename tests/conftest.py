@@ -92,8 +92,8 @@ def headers(key: str = API_KEYS[0]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def service(trained, demo_path, demo_tables, tmp_path_factory):
-    """The trained champion with a materialized store, served over HTTP."""
+def materialized(trained, demo_path, demo_tables):
+    """The trained home with the champion's features materialized (once per session)."""
     from features.store import materialize_features
     from serving.state import load_champion
     from training.snapshots import data_window
@@ -107,6 +107,13 @@ def service(trained, demo_path, demo_tables, tmp_path_factory):
         data_window(demo_tables)[1],
         champion.card.version,
     )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def service(materialized, tmp_path_factory):
+    """The trained champion with a materialized store, served over HTTP."""
+    settings = materialized
     process = ServiceProcess(settings.home_path, tmp_path_factory.mktemp("service") / "serve.log")
     try:
         process.wait_until_up()

@@ -35,6 +35,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
 
     text = None  # versions trained before text features existed unpickle without one
     catalog_data = None  # versions trained before the feature catalogue: see ``catalog``
+    response = None  # nor, before forecasts used it, the survey-response model
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         info: dict[str, Any],
         text: Any = None,
         catalog: dict[str, Any] | None = None,
+        response: Any = None,
     ):
         self.encoder = encoder
         self.churn = churn
@@ -53,6 +55,8 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         self.info = info
         self.text = text  # text_analytics.signals.TextScorer: scores texts into features
         self.catalog_data = catalog  # features.catalog.FeatureCatalog.to_dict()
+        # training.models.ResponseModel: P(answers a survey | features), for wave forecasts
+        self.response = response
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -133,6 +137,12 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
             for k, name in enumerate(NPS_CATEGORIES):
                 out[f"p_{name}"] = probs[:, k]
         return out, contributions
+
+    def response_probability(self, X: np.ndarray) -> np.ndarray | None:
+        """P(the customer answers a survey in the horizon), or None without a response model."""
+        if self.response is None or len(X) == 0:
+            return None
+        return self.response.predict(X)
 
     def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
         """SHAP contributions (last column: base value) of churn log-odds or NPS points."""

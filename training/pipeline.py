@@ -199,7 +199,8 @@ def _fit(
         plan.to_dict(),
         info,
         text if plan.text_themes else None,
-        catalog.to_dict(),
+        catalog=catalog.to_dict(),
+        response=response,
     )
     return FittedModels(bundle, baselines, response, unweighted)
 

@@ -1,0 +1,1 @@
+"""Acting on predictions: playbooks, pre-survey plans, the closed loop, outcomes, forecast."""
