@@ -206,6 +206,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Only this intervention status ('none': no intervention)."),
         ] = None,
         top_k: Annotated[int, typer.Option(min=1, max=20, help="Drivers per target.")] = 3,
+        newly_at_risk: Annotated[
+            bool,
+            typer.Option(help="Only customers whose tier rose since the last materialization."),
+        ] = False,
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write CSV/Parquet instead of a table.")
         ] = None,
@@ -217,7 +221,15 @@ def register(app: typer.Typer) -> None:
         acting = _acting(settings)
         state = _state(settings)
         query = AtRiskQuery(
-            sort, not ascending, min_tier, _segments(segment), owner, status, offset, limit
+            sort,
+            not ascending,
+            min_tier,
+            _segments(segment),
+            owner,
+            status,
+            offset,
+            limit,
+            newly_at_risk,
         )
         try:
             page, total, _ = acting.at_risk_page(state, query, top_k)
@@ -235,7 +247,6 @@ def register(app: typer.Typer) -> None:
                     "p_passive",
                     "p_promoter",
                     "p_response",
-                    "previous_risk_tier",
                 )
                 if c in page
             ]
@@ -254,6 +265,7 @@ def register(app: typer.Typer) -> None:
                 "revenue_at_risk",
                 "owner",
                 "intervention_status",
+                "churn_change",
                 "drivers",
             ]
         ]
