@@ -10,12 +10,65 @@ from typing import Annotated
 
 import typer
 import yaml
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
 from npsrisk.settings import ConfigError, Settings, load_settings
 
-app = typer.Typer(
+
+class _Flag(TyperOption):
+    """A flag takes no value: its help shows no ``<bool>`` type."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+
+class _Argument(TyperArgument):
+    """An argument reads ``DATA`` / ``[DATA]`` in the usage line, not ``{data}``."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or self.name.upper()
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+def _plain_help(params: list) -> list:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.is_bool_flag:
+            param.__class__ = _Flag
+        elif isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    command_class = _Command
+
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Typer whose groups and commands print plain help (see ``_plain_help``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(
     name="npsrisk",
     help="Predict next NPS and churn risk per customer, explain it, and act before the survey.",
     no_args_is_help=True,
@@ -57,7 +110,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
     months: Annotated[int, typer.Option(min=4, max=120, help="Months of history.")] = 24,
     start: Annotated[
-        str, typer.Option(help="First day of the history (YYYY-MM-DD).")
+        str, typer.Option(metavar="YYYY-MM-DD", help="First day of the history.")
     ] = "2024-01-01",
     bad_rows: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of contract-breaking rows to inject.")
@@ -246,7 +299,10 @@ def _champion(settings: Settings):
 
 
 AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="As-of date (YYYY-MM-DD); default: the latest data.")
+    str | None,
+    typer.Option(
+        "--as-of", metavar="YYYY-MM-DD", help="As-of date; default: the latest date in the data."
+    ),
 ]
 
 
@@ -408,10 +464,8 @@ def serve(
     raise typer.Exit(server.wait())
 
 
-text_app = typer.Typer(
-    help="Text analytics: the satisfaction model and themes.", no_args_is_help=True
-)
-report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
+text_app = _Typer(help="Text analytics: the satisfaction model and themes.", no_args_is_help=True)
+report_app = _Typer(help="Reports for people.", no_args_is_help=True)
 app.add_typer(text_app, name="text")
 app.add_typer(report_app, name="report")
 
@@ -520,6 +574,7 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
             target,
             as_of=when,
             model_description=f"{source}: {scorer.describe()}",
+            labels=scorer.labels,
         )
     out.console.print(f"texts scored with {source} ({scorer.describe()})")
     _report_capped(

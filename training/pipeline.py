@@ -316,7 +316,10 @@ def _report_markdown(
             seg_table = segs[segs["metric"].isin([metric, "n"])].pivot_table(
                 index=["segment", "segment_value"], columns=["metric", "model"], values="value"
             )
-            lines += [f"### {target} by segment", "", seg_table.round(4).to_markdown(), ""]
+            # Flat headers ("roc_auc lightgbm"), not tuples, and one column per index level.
+            seg_table.columns = [" ".join(map(str, c)) for c in seg_table.columns]
+            seg_table = seg_table.round(4).reset_index()
+            lines += [f"### {target} by segment", "", seg_table.to_markdown(index=False), ""]
     if checks:
         lines += ["## Survey-response selection checks", ""]
         lines += [f"- {k}: {v:.4f}" for k, v in checks.items()] + [""]
