@@ -3,8 +3,8 @@ examples per operation; no server error, no answer outside the published schema.
 
 import json
 import subprocess
-from collections import Counter
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest

@@ -30,7 +30,7 @@ def ops(service, trained, tmp_path_factory):
     home = tmp_path_factory.mktemp("ops") / "home"
     shutil.copytree(settings.home_path, home, ignore=shutil.ignore_patterns("run", "inference_log"))
     copy = load_settings(home=home)
-    client = MlflowClient(copy.tracking_uri)
+    client = MlflowClient(copy.tracking_uri, copy.registry_uri)
     first = client.get_model_version(copy.registry.model_name, "1")
     client.create_model_version(copy.registry.model_name, first.source, first.run_id)
     process = ServiceProcess(
@@ -68,10 +68,10 @@ def initialized(process) -> int:
 
 
 def predict_total(url: str) -> float:
-    text = httpx.get(url + "/metrics").text
+    """Requests to /predict this instance answered, from its own /metrics."""
     total = 0.0
-    for line in text.splitlines():
-        if line.startswith("bentoml_service_request_total{") and 'endpoint="/predict"' in line:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("npsrisk_requests_total{") and 'route="/predict"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -119,29 +119,6 @@ def test_overload_is_shed_with_429_and_retry_after(ops):
         assert r.json()["error"] == "too_many_requests"
 
 
-def test_one_reload_reaches_every_worker(ops):
-    process, copy = ops
-    client = MlflowClient(copy.tracking_uri)
-    client.set_registered_model_alias(copy.registry.model_name, copy.registry.champion_alias, "2")
-    response = httpx.post(process.url + "/reload", headers=headers(ADMIN_KEY), timeout=120)
-    assert response.status_code == 200 and response.json()["model"]["version"] == "2"
-    deadline = time.time() + 120
-    while process.log_path.read_text().count("loaded model npsrisk v2") < 2:
-        assert time.time() < deadline, process.log_path.read_text()[-3000:]
-        time.sleep(0.5)
-    loaded = re.findall(
-        r"\[entry_service:npsrisk:(\d+)\] loaded model npsrisk v2", process.log_path.read_text()
-    )
-    assert sorted(set(loaded)) == ["1", "2"]  # both workers, though only one got /reload
-    versions = Counter(
-        httpx.post(process.url + "/predict", json=BODY, headers=headers()).json()["model"][
-            "version"
-        ]
-        for _ in range(30)
-    )
-    assert versions == Counter({"2": 30})
-
-
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
     process, _ = ops
     victim = workers(process)[0]
@@ -169,6 +146,30 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
     assert answered < 5
     assert replaced < 120
     assert victim.pid not in [w.pid for w in workers(process)] and len(workers(process)) == 2
+
+
+def test_one_reload_reaches_every_worker(ops):
+    process, copy = ops
+    client = MlflowClient(copy.tracking_uri, copy.registry_uri)
+    client.set_registered_model_alias(copy.registry.model_name, copy.registry.champion_alias, "2")
+    response = httpx.post(process.url + "/reload", headers=headers(ADMIN_KEY), timeout=120)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"]["version"] == "2", response.text
+    deadline = time.time() + 120
+    while process.log_path.read_text().count("loaded model npsrisk v2") < 2:
+        assert time.time() < deadline, process.log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    loaded = re.findall(
+        r"\[entry_service:npsrisk:(\d+)\] loaded model npsrisk v2", process.log_path.read_text()
+    )
+    assert sorted(set(loaded)) == ["1", "2"]  # both workers, though only one got /reload
+    versions = Counter(
+        httpx.post(process.url + "/predict", json=BODY, headers=headers()).json()["model"][
+            "version"
+        ]
+        for _ in range(30)
+    )
+    assert versions == Counter({"2": 30})
 
 
 def test_keep_alive_requests_sent_after_sigterm_are_answered(ops):
