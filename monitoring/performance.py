@@ -57,18 +57,46 @@ def realized_metrics(frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC by ranks (ties averaged): the bootstrap calls it hundreds of times."""
+    from scipy.stats import rankdata
+
+    positives = y == 1
+    n_pos = int(positives.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def bootstrap_interval(
     frame: pd.DataFrame, metric: str, draws: int, seed: int = 0, level: float = 0.9
 ) -> tuple[float, float]:
-    """Percentile interval of ``metric`` over customer resamples."""
+    """Percentile interval of ``metric`` (roc_auc or mae) over customer resamples."""
+    if metric == "roc_auc":
+        ok = frame["churned"].notna() & frame["churn_probability"].notna()
+        a = frame.loc[ok, "churned"].to_numpy(dtype=float)
+        b = frame.loc[ok, "churn_probability"].to_numpy(dtype=float)
+
+        def compute(idx):
+            return _auc(a[idx], b[idx])
+    else:
+        ok = frame["nps_score"].notna() & frame["predicted_nps"].notna()
+        err = np.abs(
+            frame.loc[ok, "nps_score"].to_numpy(dtype=float)
+            - frame.loc[ok, "predicted_nps"].to_numpy(dtype=float)
+        )
+
+        def compute(idx):
+            return float(err[idx].mean())
+
+    n = int(ok.sum())
+    if n == 0:
+        return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    values = []
-    n = len(frame)
-    for _ in range(draws):
-        sample = frame.iloc[rng.integers(0, n, n)]
-        value = realized_metrics(sample).get(metric, np.nan)
-        if not np.isnan(value):
-            values.append(value)
+    values = np.array([compute(rng.integers(0, n, n)) for _ in range(draws)])
+    values = values[~np.isnan(values)]
     if len(values) < draws // 2:
         return float("nan"), float("nan")
     lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])

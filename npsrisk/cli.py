@@ -917,7 +917,8 @@ def monitor_performance(
         )
         if c in table
     ]
-    out.print_frame(table[table["segment"] == "all"][shown], title="Realized vs estimated")
+    overall = table[table["segment"] == "all"][shown].reset_index(drop=True)
+    out.print_frame(overall, title="Realized vs estimated (CBPE) vs training")
     colour = "red" if result.decayed else "green"
     out.console.print(f"verdict: [{colour}]{s['verdict']}[/{colour}]")
     for reason in s["reasons"][:10]:
