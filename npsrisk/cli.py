@@ -13,6 +13,7 @@ import yaml
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
+from npsrisk.cli_act import register_review as _register_review
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -675,6 +676,7 @@ def show_config(ctx: typer.Context) -> None:
 
 # The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
 _register_act(app)
+_register_review(app)
 
 
 def main() -> None:
