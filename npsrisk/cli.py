@@ -14,6 +14,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
+from npsrisk.cli_act import register_review as _register_review
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 
@@ -1060,6 +1061,7 @@ def show_config(ctx: typer.Context) -> None:
 
 # The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
 _register_act(app)
+_register_review(app)
 
 
 def main() -> None:
