@@ -164,11 +164,10 @@ def test_a_success_manager_works_the_list_in_a_real_browser(ui_service, browser)
     drivers = page.locator("#drivers svg.chart g.driver")
     assert drivers.count() >= 2
     assert page.locator("#drivers svg.chart").first.get_attribute("role") == "img"
-    described = page.locator("#drivers svg.chart g.driver text.lbl").first.inner_text()
+    described = page.locator("#drivers svg.chart g.driver text.lbl").first.text_content()
     assert len(described) > 5 and "_" not in described  # a plain description, not a name
     assert "Model npsrisk v" in page.inner_text("main")
     assert "features as of" in page.inner_text("main")
-    page.screenshot(path=SHOTS / "customer.png", full_page=True)
 
     # Move the intervention: note, contacted; then reload and see it stored.
     status = page.locator("[data-testid^=status-]").first
@@ -185,6 +184,7 @@ def test_a_success_manager_works_the_list_in_a_real_browser(ui_service, browser)
     page.locator("details summary >> text=History").first.click()
     assert "Called, they want a fix date" in page.inner_text("main")
     assert "Ana Success" in page.inner_text("main")
+    page.screenshot(path=SHOTS / "customer.png", full_page=True)
     # The API sees the same change (one data path), recorded with who made it.
     stored = httpx.get(
         f"{base}/interventions", params={"customer_id": customer_id}, headers=headers()
