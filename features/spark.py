@@ -366,9 +366,16 @@ def write_quarantine(tables: SparkTables, out_dir: str) -> dict[str, str]:
     for name, frame in tables.flagged.items():
         if not tables.report.tables[name].rows_set_aside:
             continue
-        columns = [ROW_ID, *tables.raw_columns[name], REASONS]
+        # A row broken by a single-row rule keeps its raw text; one broken only by a cross-row
+        # rule passed every single-row rule, so its typed value is its value.
+        columns = [
+            F.coalesce(F.col(c), F.col(f"{TYPED}{c}").cast("string")).alias(c)
+            if f"{TYPED}{c}" in frame.columns
+            else F.col(c)
+            for c in tables.raw_columns[name]
+        ]
         target = f"{out_dir.rstrip('/')}/{name}"
-        bad = frame.where(F.col(REASONS).isNotNull()).select(*columns)
+        bad = frame.where(F.col(REASONS).isNotNull()).select(ROW_ID, *columns, REASONS)
         bad.write.mode("overwrite").option("header", True).csv(target)
         written[name] = target
     return written
