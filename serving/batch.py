@@ -65,6 +65,11 @@ def predictions_frame(
     frame["drivers"] = (
         [json.dumps(d, separators=(",", ":")) for d in frame["drivers"]] if explain else None
     )
+    if "score_distribution" in frame:
+        frame["score_distribution"] = [
+            None if d is None else json.dumps(d, separators=(",", ":"))
+            for d in frame["score_distribution"]
+        ]
     frame["features_as_of"] = features_as_of
     frame["model_name"] = card.name
     frame["model_version"] = card.version
