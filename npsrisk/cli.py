@@ -68,10 +68,16 @@ def demo_data(
     file_format: Annotated[
         FileFormat, typer.Option("--format", help="Output format.")
     ] = FileFormat.parquet,
+    world: Annotated[
+        str,
+        typer.Option(help="Which company's mechanics: default, seats or lowtouch (see README)."),
+    ] = "default",
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
-    from demo.generator import DemoConfig, make_demo
+    from demo.generator import WORLDS, DemoConfig, make_demo
 
+    if world not in WORLDS:
+        raise ConfigError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
     try:
         first_day = date.fromisoformat(start)
     except ValueError:
@@ -84,6 +90,7 @@ def demo_data(
         bad_rows=bad_rows,
         drift_event=drift_event,
         file_format=file_format.value,
+        world=world,
     )
     with out.steps(cfg.blocks * 9 + 1, "demo-data") as step:
         manifest = make_demo(cfg, out_dir, progress=step)
@@ -147,6 +154,14 @@ def train(
         Path | None,
         typer.Option(help="Ground truth for the oracle (default: DATA/ground_truth on demo data)."),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="One fixed as-of date (YYYY-MM-DD) instead of monthly snapshots; labels come "
+            "from the horizon after it.",
+        ),
+    ] = None,
 ) -> None:
     """Train churn and NPS models, log them to MLflow, register, and apply the promotion gate."""
     from demo.generator import find_ground_truth
@@ -155,7 +170,9 @@ def train(
     settings = _settings(ctx)
     truth_path = truth or find_ground_truth(data)
     with out.steps(8, "train") as step:
-        result = run_training(data, settings, horizon_days, truth_path, progress=step)
+        result = run_training(
+            data, settings, horizon_days, truth_path, progress=step, as_of=_as_of_date(as_of)
+        )
     for note in result.notes:
         out.console.print(f"[dim]note:[/dim] {note}")
     out.print_frame(result.headline.T, title="Validation window (held out, later in time)")

@@ -175,6 +175,17 @@ class TrainingSettings(_Section):
         True,
         description="Churn risk never falls with more unresolved tickets or less usage.",
     )
+    candidates: list[Literal["lightgbm", "linear", "blend"]] = Field(
+        ["lightgbm", "linear", "blend"],
+        min_length=1,
+        description="Candidate models each head chooses from on the inner validation windows.",
+    )
+    search_lightgbm: bool = Field(
+        True, description="Try a simpler and a richer LightGBM beside the configured one."
+    )
+    search_origins: int = Field(
+        2, gt=0, description="Rolling inner validation windows the choice is averaged over."
+    )
     seed: int = 42
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
 

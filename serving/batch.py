@@ -32,6 +32,7 @@ DRIVER = pa.struct(
         ("value", pa.float64()),
         ("category", pa.string()),
         ("contribution", pa.float64()),
+        ("effect", pa.float64()),
         ("description", pa.string()),
     ]
 )
@@ -111,6 +112,7 @@ def typed_drivers(drivers: list[dict]) -> list[dict]:
                 "value": None if text or value is None else float(value),
                 "category": value if text else None,
                 "contribution": d["contribution"],
+                "effect": d.get("effect"),
                 "description": d["description"],
             }
         )
@@ -131,6 +133,7 @@ def api_drivers(drivers) -> list[dict]:
                 "feature": d["feature"],
                 "value": value,
                 "contribution": d["contribution"],
+                "effect": d.get("effect"),
                 "target": d["target"],
                 "description": d["description"],
             }

@@ -89,9 +89,14 @@ def top_drivers(
     target: str,
     top_k: int,
     describe: Callable[[str, Any], str] = describe_feature,
+    effect_of: Callable[[float], float] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``top_k`` largest |contributions| of one row (last column is the base value);
-    ``describe`` says a value in words (a model's ``catalog.describe``)."""
+    """The ``top_k`` largest |contributions| of one row (last column is the base value).
+
+    ``describe`` says a value in words (a model's ``catalog.describe``); ``effect_of
+    (contribution)`` gives the driver's effect in the output's own units (churn probability
+    or expected NPS), computed through the head's calibration.
+    """
     values = contributions[:-1]
     k = min(top_k, len(values))
     if k == 0:
@@ -106,11 +111,13 @@ def top_drivers(
             break  # a feature the model never split on explains nothing
         feature = features[i]
         value = _plain(value_of(feature))
+        effect = None if effect_of is None else effect_of(float(values[i]))
         drivers.append(
             {
                 "feature": feature,
                 "value": value,
                 "contribution": round(float(values[i]), 6),
+                "effect": None if effect is None or math.isnan(effect) else round(effect, 6),
                 "target": target,
                 "description": describe(feature, value),
             }
@@ -150,11 +157,22 @@ def predict_rows(
             "risk_tier": risk_tier(float(churn[r]), float(probs[r, 0]), tiers),
         }
         if explain:
+            row["score_distribution"] = (
+                [round(float(p), 6) for p in scores["nps_distribution"][r]] if has_nps else None
+            )
             row["drivers"] = [
                 driver
                 for target, contrib in contributions.items()
                 for driver in top_drivers(
-                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k, describe
+                    contrib[r],
+                    features,
+                    lambda f, r=r: value_of(r, f),
+                    target,
+                    top_k,
+                    describe,
+                    lambda c, t=target, raw=float(scores[f"{target}_raw"][r]): bundle.effect(
+                        t, raw, c
+                    ),
                 )
             ]
         out.append(row)

@@ -15,7 +15,6 @@ import pandas as pd
 
 from features.build import FeaturePlan, attach_text_signals, build_features, plan_features
 from features.catalog import learn_catalog
-from features.contract import NPS_CATEGORIES
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
 from npsrisk.outputs import new_report_dir, utc_stamp
@@ -32,10 +31,10 @@ from training.evaluation import (
     validation_metrics,
 )
 from training.models import (
-    ChurnModel,
     FeatureEncoder,
     NpsModel,
     ResponseModel,
+    describe_scorer,
     lightgbm_params,
     monotone_vector,
 )
@@ -45,6 +44,14 @@ from training.registry import (
     configure_mlflow,
     decide_promotion,
     model_requirements,
+)
+from training.selection import (
+    CANDIDATES,
+    HeadChoice,
+    HeadData,
+    choose_head,
+    inner_origins,
+    refit_unweighted,
 )
 from training.snapshots import (
     Split,
@@ -57,7 +64,7 @@ from training.snapshots import (
 from training.text_model import fit_text_scorer
 
 Progress = Callable[[str], None]
-MODEL = "lightgbm"
+MODEL = "served"  # the registered model, whichever candidate it is
 MIN_CHURN_POSITIVES = 10
 MIN_NPS_RESPONSES = 50
 BALANCE_FEATURES = 12
@@ -71,6 +78,8 @@ class FittedModels:
     baselines: list
     response: ResponseModel | None
     unweighted_nps: NpsModel | None
+    choices: dict[str, HeadChoice] = field(default_factory=dict)
+    candidates: dict[str, NpsRiskModel] = field(default_factory=dict)  # every one, refitted
 
 
 @dataclass
@@ -132,7 +141,9 @@ def _fit(
     fit_unweighted: bool,
     notes: list[str],
     text: TextScorer | None = None,
+    horizon: int = 90,
 ) -> FittedModels:
+    """Fit each head's candidates, choose on inner windows, refit before the outer window."""
     t = settings.training
     lgbm = t.lightgbm
     encoder = FeatureEncoder(plan.feature_names, plan.categorical, plan.settings.max_categories)
@@ -144,12 +155,15 @@ def _fit(
     rounds, stop = lgbm.n_estimators, lgbm.early_stopping_rounds
     sign_churn = monotone_vector(plan.feature_names, +1) if t.monotone_constraints else None
     sign_nps = monotone_vector(plan.feature_names, -1) if t.monotone_constraints else None
+    origins = inner_origins(frame, split, horizon, t)
+    choices: dict[str, HeadChoice] = {}
 
     churn = None
     if "churn" in heads:
-        y = frame["churned"].to_numpy()
-        churn = ChurnModel(lightgbm_params(lgbm, "binary", t.seed), rounds, stop, sign_churn)
-        churn.fit(X[fit_rows], y[fit_rows], X[cal_rows], y[cal_rows], cats)
+        y = frame["churned"].to_numpy(dtype=float)
+        head = HeadData("churn", "binary", X, y, ~np.isnan(y), cats, cal, None, sign_churn)
+        choices["churn"] = choose_head(head, origins, split.train, t)
+        churn = choices["churn"].model
 
     nps = unweighted = response = None
     weights = np.ones(len(frame))
@@ -161,15 +175,20 @@ def _fit(
             response.fit(X[fit_rows], r[fit_rows], X[cal_rows], r[cal_rows], cats)
             weights = np.ones(len(frame))
             weights[responded] = response.weights(X[responded], t.max_ipw_weight)
-        score = frame["nps_score"].to_numpy()
-        a, b = fit_rows & responded, cal_rows & responded
-        reg = lightgbm_params(lgbm, "regression", t.seed)
-        cls = lightgbm_params(lgbm, "multiclass", t.seed, num_class=len(NPS_CATEGORIES))
-        nps = NpsModel(reg, cls, rounds, stop, sign_nps)
-        nps.fit(X[a], score[a], weights[a], X[b], score[b], weights[b], cats)
+        score = np.nan_to_num(frame["nps_score"].to_numpy(dtype=float))
+        head = HeadData("nps", "regression", X, score, responded, cats, cal, weights, sign_nps)
+        choices["nps"] = choose_head(head, origins, split.train, t)
+        nps = choices["nps"].model
         if fit_unweighted and response is not None:
-            unweighted = NpsModel(reg, cls, rounds, stop, sign_nps)
-            unweighted.fit(X[a], score[a], None, X[b], score[b], None, cats)
+            unweighted = refit_unweighted(head, choices["nps"], split.train, t.seed)
+    for name, choice in choices.items():
+        notes += choice.notes
+        scorer = describe_scorer(choice.model.scorer)
+        windows = len(choice.inner["origin"].unique())
+        notes.append(
+            f"{name}: serving the {choice.chosen} candidate ({scorer}), "
+            f"chosen on {windows} inner window(s)"
+        )
 
     numeric = [c for c in plan.feature_names if c not in plan.categorical]
     train = frame[split.train]
@@ -183,18 +202,29 @@ def _fit(
         LastNpsBaseline().fit(train, churned, nps_frame, score, w),
         LinearBaseline(numeric, plan.categorical, t.seed).fit(train, churned, nps_frame, score, w),
     ]
+    info = {
+        **info,
+        "candidates": {name: choice.chosen for name, choice in choices.items()},
+    }
     # The text scorer only travels with the model when its features are in the plan.
-    catalog = learn_catalog(plan, frame[split.train])
-    bundle = NpsRiskModel(
-        encoder,
-        churn,
-        nps,
-        plan.to_dict(),
-        info,
-        text if plan.text_themes else None,
-        catalog.to_dict(),
-    )
-    return FittedModels(bundle, baselines, response, unweighted)
+    text = text if plan.text_themes else None
+    catalog = learn_catalog(plan, frame[split.train]).to_dict()
+    bundle = NpsRiskModel(encoder, churn, nps, plan.to_dict(), info, text, catalog)
+    candidates = {}
+    for kind in CANDIDATES:
+        c = choices.get("churn")
+        n = choices.get("nps")
+        if (c is None or kind in c.models) and (n is None or kind in n.models):
+            candidates[kind] = NpsRiskModel(
+                encoder,
+                c.models[kind] if c else None,
+                n.models[kind] if n else None,
+                plan.to_dict(),
+                info,
+                text,
+                catalog,
+            )
+    return FittedModels(bundle, baselines, response, unweighted, choices, candidates)
 
 
 def _selection_checks(
@@ -215,7 +245,7 @@ def _selection_checks(
     train = split.train
     X = encoder.transform(frame[train])
     responded = frame["responded"].to_numpy()[train]
-    gains = bundle.nps.regressor_.feature_importance("gain")
+    gains = bundle.nps.scorer.importance()
     top = np.argsort(-gains)[:BALANCE_FEATURES]
     if fitted.response is not None and responded.any():
         w = fitted.response.weights(X[responded], np.inf)
@@ -337,6 +367,7 @@ def prepare_data(
     report_dir: Path,
     plan: FeaturePlan | None = None,
     text: TextScorer | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> LabelledData:
     """Load, validate (writing the report), label snapshots, split them, score the customers'
     texts and plan features.
@@ -352,7 +383,7 @@ def prepare_data(
         for t in tables.report.tables.values()
         if t.rows_set_aside
     ]
-    as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon)
+    as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon, as_of)
     snapshots = build_snapshots(tables, as_of, horizon)
     split = split_snapshots(snapshots, settings.training, horizon)
     notes += as_of_notes + split.notes
@@ -382,8 +413,12 @@ def train(
     horizon_days: int | None = None,
     truth_path: Path | None = None,
     progress: Progress | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and register; move the champion alias only if the gate says so."""
+    """Train, evaluate, log and register; move the champion alias only if the gate says so.
+
+    ``as_of`` fixes a single as-of date instead of monthly snapshots.
+    """
     say = progress or (lambda _m: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -399,7 +434,7 @@ def train(
     report_dir = new_report_dir(settings, "train", stamp)
 
     say("loading and validating tables")
-    data = prepare_data(data_path, settings, horizon, report_dir / "validation")
+    data = prepare_data(data_path, settings, horizon, report_dir / "validation", as_of=as_of)
     tables, plan, as_of, snapshots, split, notes = (
         data.tables,
         data.plan,
@@ -428,12 +463,16 @@ def train(
         "validation_window": [str(d.date()) for d in split.valid_as_of],
         "features_as_of_latest": str(max(as_of).date()),
     }
-    fitted = _fit(settings, plan, frame, split, heads, info, truth is not None, notes, data.text)
+    fitted = _fit(
+        settings, plan, frame, split, heads, info, truth is not None, notes, data.text, horizon
+    )
     lap("fit")
 
     say("evaluating on the held-out window")
     valid = frame[split.valid].reset_index(drop=True)
     predictions = {MODEL: fitted.bundle.predict_frame(valid)}
+    for kind, model in fitted.candidates.items():
+        predictions[f"candidate_{kind}"] = model.predict_frame(valid)
     for baseline in fitted.baselines:
         predictions[baseline.name] = baseline.predict(valid)
     if truth is not None:
