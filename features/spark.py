@@ -522,3 +522,41 @@ def spark_features(
     expr = assemble_features(inputs, plan)
     con._run_pre_execute_hooks(expr)
     return spark.sql(con.compile(expr))
+
+
+def spark_pairs_features(
+    spark: SparkSession, tables: SparkTables, pairs: pd.DataFrame, plan: FeaturePlan, text=None
+) -> pd.DataFrame:
+    """Features of in-memory (customer_id, as_of) pairs built on the cluster, brought to the
+    driver as features.build.build_features returns them (training snapshots)."""
+    from features.build import KEYS, make_spine, typed_features
+
+    spine = make_spine(pairs).drop_duplicates(list(KEYS), ignore_index=True)[list(KEYS)]
+    if len(spine) == 0:
+        return pd.DataFrame(columns=[*KEYS, *plan.feature_names])
+    frame = spark_features(spark, tables, spark.createDataFrame(spine), plan, text).toPandas()
+    frame = typed_features(frame, plan)
+    return spine.merge(frame, on=list(KEYS), how="left", validate="one_to_one")
+
+
+def materialize_spark(
+    spark: SparkSession,
+    source: str | Path,
+    model: Any,
+    home: Path,
+    as_of: pd.Timestamp | None = None,
+    model_version: str | None = None,
+):
+    """The serving store (features.store.write_store) from the cluster's feature frame of
+    every customer active at ``as_of``: the service is fed the same way at any size."""
+    from features.build import typed_features
+    from features.store import write_store
+
+    tables = validate_spark(spark, source)
+    when = pd.Timestamp(as_of).normalize() if as_of is not None else latest_date_spark(tables)
+    plan = FeaturePlan.from_dict(model.plan)
+    frame = spark_features(spark, tables, active_pairs(tables, when), plan, model.text)
+    features = typed_features(frame.toPandas(), plan)  # the store is one file the service loads
+    info = write_store(features, plan, home, when, model_version)
+    tables.unpersist()
+    return info, tables.report

@@ -387,8 +387,18 @@ def validate_tables(raw: RawTables) -> ValidatedTables:
 
 def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
     """Write report.json, report.md and one quarantine CSV per table with set-aside rows."""
+    write_report_files(validated.report, out_dir)
+    quarantine_dir = out_dir / "quarantine"
+    for name, frame in validated.quarantine.items():
+        if len(frame):
+            quarantine_dir.mkdir(exist_ok=True)
+            frame.to_csv(quarantine_dir / f"{name}.csv", index=False)
+    return out_dir
+
+
+def write_report_files(report: ValidationReport, out_dir: Path) -> Path:
+    """report.json and report.md (the quarantine is written by the engine that has the rows)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = validated.report
     (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     lines = [
         f"# Validation report for {report.source}",
@@ -406,8 +416,9 @@ def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
         lines += [f"| {r.table} | {r.reason} | {r.rows} |" for r in reasons.itertuples()]
         lines += [
             "",
-            "Each set-aside row is in quarantine/<table>.csv with its reasons in "
-            "`_reasons` and its position in the input in `_source_row`.",
+            "Each set-aside row is in quarantine/<table>.csv (a folder of CSV part files on "
+            "Spark) with its reasons in `_reasons` and its position in the input in "
+            "`_source_row` (on Spark `_row_id`, the read order).",
         ]
     if report.absent_tables:
         lines += [
@@ -419,9 +430,4 @@ def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
         if t.note:
             lines += ["", f"- {t.table}: {t.note}"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    quarantine_dir = out_dir / "quarantine"
-    for name, frame in validated.quarantine.items():
-        if len(frame):
-            quarantine_dir.mkdir(exist_ok=True)
-            frame.to_csv(quarantine_dir / f"{name}.csv", index=False)
     return out_dir

@@ -45,6 +45,7 @@ from training.registry import (
     decide_promotion,
     model_requirements,
 )
+from training.sampling import sample_for_driver, subset
 from training.selection import (
     CANDIDATES,
     HeadChoice,
@@ -131,6 +132,12 @@ def _heads(snapshots: pd.DataFrame, split: Split, notes: list[str]) -> list[str]
     return heads
 
 
+def calibration_rows(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """The customers whose rows stop early and calibrate (a fixed fold per customer)."""
+    t = settings.training
+    return customer_fold(frame["customer_id"], t.calibration_fraction, f"calibration:{t.seed}")
+
+
 def _fit(
     settings: Settings,
     plan: FeaturePlan,
@@ -142,15 +149,18 @@ def _fit(
     notes: list[str],
     text: TextScorer | None = None,
     horizon: int = 90,
+    row_weight: np.ndarray | None = None,
 ) -> FittedModels:
-    """Fit each head's candidates, choose on inner windows, refit before the outer window."""
+    """Fit each head's candidates, choose on inner windows, refit before the outer window.
+
+    ``row_weight`` weighs rows back after a stratified down-sampling (training.sampling)."""
     t = settings.training
     lgbm = t.lightgbm
     encoder = FeatureEncoder(plan.feature_names, plan.categorical, plan.settings.max_categories)
     encoder.fit(frame[split.train])
     X = encoder.transform(frame)
     cats = encoder.categorical_indices_
-    cal = customer_fold(frame["customer_id"], t.calibration_fraction, f"calibration:{t.seed}")
+    cal = calibration_rows(frame, settings)
     fit_rows, cal_rows = split.train & ~cal, split.train & cal
     rounds, stop = lgbm.n_estimators, lgbm.early_stopping_rounds
     sign_churn = monotone_vector(plan.feature_names, +1) if t.monotone_constraints else None
@@ -161,7 +171,7 @@ def _fit(
     churn = None
     if "churn" in heads:
         y = frame["churned"].to_numpy(dtype=float)
-        head = HeadData("churn", "binary", X, y, ~np.isnan(y), cats, cal, None, sign_churn)
+        head = HeadData("churn", "binary", X, y, ~np.isnan(y), cats, cal, row_weight, sign_churn)
         choices["churn"] = choose_head(head, origins, split.train, t)
         churn = choices["churn"].model
 
@@ -175,6 +185,8 @@ def _fit(
             response.fit(X[fit_rows], r[fit_rows], X[cal_rows], r[cal_rows], cats)
             weights = np.ones(len(frame))
             weights[responded] = response.weights(X[responded], t.max_ipw_weight)
+        if row_weight is not None:
+            weights = weights * row_weight
         score = np.nan_to_num(frame["nps_score"].to_numpy(dtype=float))
         head = HeadData("nps", "regression", X, score, responded, cats, cal, weights, sign_nps)
         choices["nps"] = choose_head(head, origins, split.train, t)
@@ -399,6 +411,20 @@ def prepare_data(
     return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
 
+def _spark_snapshot_features(
+    data_path: Path, settings: Settings, snapshots: pd.DataFrame, plan: FeaturePlan, text
+) -> pd.DataFrame:
+    """The snapshots' features built on the cluster from the export as Spark reads it."""
+    from features.spark import spark_pairs_features, spark_session, validate_spark
+
+    spark = spark_session(settings)
+    tables = validate_spark(spark, data_path)
+    try:
+        return spark_pairs_features(spark, tables, snapshots[["customer_id", "as_of"]], plan, text)
+    finally:
+        tables.unpersist()
+
+
 def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
     if truth_path is None:
         return None
@@ -414,11 +440,15 @@ def train(
     truth_path: Path | None = None,
     progress: Progress | None = None,
     as_of: pd.Timestamp | None = None,
+    engine: str | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register; move the champion alias only if the gate says so.
 
-    ``as_of`` fixes a single as-of date instead of monthly snapshots.
+    ``as_of`` fixes a single as-of date instead of monthly snapshots. With ``engine="spark"``
+    the snapshot features are built on the cluster and at most ``spark.driver_row_limit``
+    rows come back (training.sampling).
     """
+    engine = engine or settings.features.backend
     say = progress or (lambda _m: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -446,8 +476,30 @@ def train(
     heads = _heads(snapshots, split, notes)
     lap("prepare")
 
-    say(f"building features for {len(snapshots):,} snapshot rows")
-    features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
+    row_weight = None
+    sampling: dict = {}
+    if engine == "spark":
+        sample = sample_for_driver(
+            snapshots,
+            split,
+            calibration_rows(snapshots, settings),
+            settings.spark.driver_row_limit,
+            settings.training.seed,
+        )
+        sampling = sample.record
+        if sample.sampled:
+            snapshots, split = subset(snapshots, split, sample.keep)
+            row_weight = sample.weight
+            notes.append(
+                f"{sampling['snapshot_rows']:,} snapshot rows exceed spark.driver_row_limit "
+                f"({sampling['driver_row_limit']:,}): {sampling['rows_kept']:,} kept, "
+                f"non-churners at rate {sampling['negative_rate']:.4f} and weighted back"
+            )
+        say(f"building features for {len(snapshots):,} snapshot rows on Spark")
+        features = _spark_snapshot_features(data_path, settings, snapshots, plan, data.text)
+    else:
+        say(f"building features for {len(snapshots):,} snapshot rows")
+        features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
     frame = snapshots.merge(
         features, on=["customer_id", "as_of"], how="left", validate="one_to_one"
     )
@@ -464,7 +516,17 @@ def train(
         "features_as_of_latest": str(max(as_of).date()),
     }
     fitted = _fit(
-        settings, plan, frame, split, heads, info, truth is not None, notes, data.text, horizon
+        settings,
+        plan,
+        frame,
+        split,
+        heads,
+        info,
+        truth is not None,
+        notes,
+        data.text,
+        horizon,
+        row_weight,
     )
     lap("fit")
 
@@ -559,6 +621,8 @@ def train(
                 "text_model": data.text.model.kind if data.text is not None else "none",
                 "text_model_comments": data.text.model.n_comments if data.text is not None else 0,
                 "monotone_constraints": settings.training.monotone_constraints,
+                "engine": engine,
+                **{f"sampling_{k}": v for k, v in sampling.items()},
                 **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
             }
         )
