@@ -148,14 +148,21 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         Contributions add in raw units; probabilities do not, so this is computed through the
         calibrator (or the score distribution), never by adding probabilities.
         """
-        pair = np.array([raw, raw - contribution])
+        return float(self.effects(target, np.array([raw]), np.array([[contribution]]))[0, 0])
+
+    def effects(self, target: str, raw: np.ndarray, contributions: np.ndarray) -> np.ndarray:
+        """``effect`` for a matrix at once: ``raw`` per row, ``contributions`` (rows, k)."""
+        raw = np.asarray(raw, dtype=float)
+        without = (raw[:, None] - contributions).ravel()
         if target == "churn" and self.churn is not None:
-            p = self.churn.calibrator_(pair)
+            output = self.churn.calibrator_
         elif target == "nps" and self.nps is not None:
-            p = expected_score(self.nps.link_.distribution(pair))
+
+            def output(x):
+                return expected_score(self.nps.link_.distribution(x))
         else:
-            return float("nan")
-        return float(p[0] - p[1])
+            return np.full(contributions.shape, np.nan)
+        return output(raw)[:, None] - output(without).reshape(contributions.shape)
 
     def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
         """SHAP contributions (last column: base value) of churn log-odds or NPS points."""
