@@ -11,12 +11,12 @@ every customer active at the data's last date once, then times in this process, 
 
 (a) ``serving.batch.predictions_frame``: encode, scores, SHAP drivers (top ``--top-k`` per
     target, with descriptions) and the output columns, as ``npsrisk score`` runs it;
-(b) the floor: LightGBM's ``pred_contrib`` of the churn booster and of the NPS regressor plus
-    the NPS classifier's ``predict`` on the already-encoded matrix (the model work (a) needs;
-    LightGBM's default threads, as the batch path uses);
+(b) the floor: each served head's own contributions on the already-encoded matrix (for a
+    LightGBM candidate its booster's ``pred_contrib``; the model work (a) needs; default
+    threads, as the batch path uses);
 
-and prints their ratio (goal: within 1.5x of the floor). With the ratio above ``--profile-above``
-it profiles (a) with cProfile and prints where the time goes.
+and prints their ratio (goal: within 1.15x of the floor from 10,000 rows up). With the ratio
+above ``--profile-above`` it profiles (a) with cProfile and prints where the time goes.
 
 Then (c): a ``--scale-to``-customer demo export (made block by block, or reused with
 ``--scale-data``) is scored end to end by ``serving.batch.score_source`` in a fresh process,
@@ -156,12 +156,12 @@ def ensure_champion(data: Path, home: Path, max_snapshots: int):
 
 
 def floor_scores(bundle, X: np.ndarray) -> None:
-    """LightGBM's own work for explained scores: what ``bundle.score(explain=True)`` calls."""
+    """The served model's own work for explained scores: each head's contributions (for a
+    LightGBM candidate, its booster's ``pred_contrib``), whichever candidate won."""
     if bundle.churn is not None:
-        bundle.churn.booster_.predict(X, pred_contrib=True)
+        bundle.churn.scorer.contributions(X)
     if bundle.nps is not None:
-        bundle.nps.regressor_.predict(X, pred_contrib=True)
-        bundle.nps.classifier_.predict(X)
+        bundle.nps.scorer.contributions(X)
 
 
 def profile(step: Callable[[], object], top: int) -> str:
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ids_list = features["customer_id"].tolist()
         steps: dict[str, Callable[[], object]] = {
-            "floor: pred_contrib x2 + classifier": lambda: floor_scores(bundle, X),
+            "floor: each head's own contributions": lambda: floor_scores(bundle, X),
             "encoder.transform": lambda: bundle.encoder.transform(features),
             "bundle.score(explain=True)": lambda: bundle.score(X, explain=True),
             "predict_rows (score + drivers)": lambda: predict_rows(
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             for name, step in steps.items():
                 results[name] = min(results[name], best_of(step, 1)[0])
-        floor = results["floor: pred_contrib x2 + classifier"]
+        floor = results["floor: each head's own contributions"]
         for name, seconds in results.items():
             print(f"{name:<40} {seconds:>9.2f} {n / seconds:>12,.0f} {seconds / floor:>7.1f}x")
         total = results["predictions_frame (the batch path)"]
@@ -307,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             f"score {results['bundle.score(explain=True)']:.2f} s, "
             f"per-row dicts + drivers {drivers:.2f} s, frame + JSON columns {rest:.2f} s"
         )
-        goal = "MET" if ratio <= 1.5 else "MISSED"
-        print(f"ratio predictions_frame / floor = {ratio:.2f}x (goal <= 1.5x: {goal})")
+        goal = "MET" if ratio <= 1.15 else "MISSED"
+        print(f"ratio predictions_frame / floor = {ratio:.2f}x (goal <= 1.15x: {goal})")
         frame = batch()
         assert list(frame.columns) == list(COLUMNS) and len(frame) == n
         del frame

@@ -51,6 +51,59 @@ USAGE_HALF_LIFE_WEEKS = 6.0
 
 
 @dataclass(frozen=True)
+class Mechanics:
+    """How one simulated company works. ``default`` is the original demo world; the others
+    exist so models are judged on mechanics they were not developed against."""
+
+    description: str
+    metrics: tuple[str, ...] | None = None  # None: DemoConfig.metrics
+    churn_intercept: float = CHURN_INTERCEPT
+    churn_slope: float = CHURN_SLOPE
+    annual_effect: float = ANNUAL_EFFECT
+    # Annual contracts leave only around their renewal date: hazard is this share outside the
+    # four renewal weeks and concentrated inside them (1.0: no renewal timing).
+    annual_off_renewal: float = 1.0
+    usage_half_life_weeks: float = USAGE_HALF_LIFE_WEEKS
+    usage_seat_power: float = 1.0  # how generic usage counts scale with seats
+    ticket_rate: float = 0.05
+    chat_rate: float = 0.07
+    response_intercept: float = -1.6
+    annual_share: tuple[float, float, float] = (0.2, 0.5, 0.8)  # starter, pro, enterprise
+
+
+WORLDS: dict[str, Mechanics] = {
+    "default": Mechanics("The original demo company: a B2B SaaS with four usage metrics."),
+    "seats": Mechanics(
+        "Seat-based collaboration tool: usage scales with seats (sessions, documents_edited, "
+        "active_seats), usage reacts within two weeks, annual contracts churn only at renewal "
+        "while monthly ones churn any week, more annual contracts.",
+        metrics=("sessions", "documents_edited", "active_seats"),
+        churn_intercept=-5.0,
+        churn_slope=-1.3,
+        annual_effect=0.0,
+        annual_off_renewal=0.05,
+        usage_half_life_weeks=2.0,
+        usage_seat_power=1.0,
+        annual_share=(0.35, 0.65, 0.9),
+    ),
+    "lowtouch": Mechanics(
+        "Low-touch self-serve product: few tickets and chats, rarer survey answers, sticky "
+        "usage habits (ten-week lag), metrics app_opens and exports that barely scale with seats,"
+        " mostly monthly contracts.",
+        metrics=("app_opens", "exports"),
+        churn_intercept=-4.9,
+        churn_slope=-1.2,
+        usage_half_life_weeks=10.0,
+        usage_seat_power=0.3,
+        ticket_rate=0.008,
+        chat_rate=0.015,
+        response_intercept=-2.4,
+        annual_share=(0.05, 0.15, 0.4),
+    ),
+}
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """What to generate. Same config and seed: byte-identical tables."""
 
@@ -65,6 +118,15 @@ class DemoConfig:
     oracle_paths: int = 32
     horizon_days: int = 90
     metrics: tuple[str, ...] = ("logins", "active_users", "reports_created", "api_calls")
+    world: str = "default"
+
+    @property
+    def mechanics(self) -> Mechanics:
+        return WORLDS[self.world]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.mechanics.metrics or self.metrics
 
     @property
     def blocks(self) -> int:
@@ -109,6 +171,8 @@ class _World:
     seats: np.ndarray
     in_drift: np.ndarray  # (n,) bool: customer belongs to the drift segment
     drift_weeks: tuple[int, int]
+    mechanics: Mechanics = WORLDS["default"]
+    hazard_scale: np.ndarray | None = None  # (n, weeks) renewal timing; None: 1 everywhere
 
     @property
     def health(self) -> np.ndarray:
@@ -117,7 +181,7 @@ class _World:
     def usage_health(self) -> np.ndarray:
         """Health as usage shows it: an exponentially weighted average of past weeks."""
         health = self.health
-        keep = 0.5 ** (1.0 / USAGE_HALF_LIFE_WEEKS)
+        keep = 0.5 ** (1.0 / self.mechanics.usage_half_life_weeks)
         lagged = np.empty_like(health)
         lagged[:, 0] = health[:, 0]
         for k in range(1, self.weeks):
@@ -134,16 +198,39 @@ def _seconds(values: np.ndarray) -> np.ndarray:
     return values.astype("datetime64[s]").astype("datetime64[ns]")
 
 
-def churn_hazard(health: np.ndarray, shopping: np.ndarray, annual: np.ndarray) -> np.ndarray:
-    """Weekly probability of leaving."""
-    return expit(
-        CHURN_INTERCEPT + CHURN_SLOPE * health + SHOPPING_LIFT * shopping + ANNUAL_EFFECT * annual
+def churn_hazard(
+    health: np.ndarray,
+    shopping: np.ndarray,
+    annual: np.ndarray,
+    m: Mechanics = WORLDS["default"],
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Weekly probability of leaving (``scale``: the renewal timing of annual contracts)."""
+    hazard = expit(
+        m.churn_intercept
+        + m.churn_slope * health
+        + SHOPPING_LIFT * shopping
+        + m.annual_effect * annual
     )
+    return hazard if scale is None else np.minimum(hazard * scale, 0.95)
 
 
-def response_probability(health: np.ndarray) -> np.ndarray:
+def renewal_scale(m: Mechanics, annual: np.ndarray, signup_week: np.ndarray, weeks: int):
+    """Annual contracts: hazard x ``annual_off_renewal`` outside the four weeks before each
+    yearly renewal, and raised inside them so a year's total is about the same."""
+    if m.annual_off_renewal >= 1.0:
+        return None
+    w = np.arange(weeks)[None, :]
+    into_year = (w - signup_week[:, None]) % 52
+    renewing = into_year >= 48
+    inside = (52 - 48 * m.annual_off_renewal) / 4
+    annual_scale = np.where(renewing, inside, m.annual_off_renewal)
+    return np.where(annual[:, None] > 0, annual_scale, 1.0)
+
+
+def response_probability(health: np.ndarray, m: Mechanics = WORLDS["default"]) -> np.ndarray:
     """Survey response rate: very happy and very unhappy customers answer more often."""
-    return expit(-1.6 + 1.3 * np.abs(health - 0.35))
+    return expit(m.response_intercept + 1.3 * np.abs(health - 0.35))
 
 
 def _score_table(noise: float = SCORE_NOISE) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +297,9 @@ def _simulate_world(cfg: DemoConfig, rng: np.random.Generator, customers: pd.Dat
         shopper[:, None] & (w >= shop_start[:, None]) & (w < (shop_start + shop_len)[:, None])
     )
 
-    hazard = churn_hazard(structural + transient, shopping, annual[:, None])
+    m = cfg.mechanics
+    scale = renewal_scale(m, annual, signup_week, weeks)
+    hazard = churn_hazard(structural + transient, shopping, annual[:, None], m, scale)
     eligible = w > signup_week[:, None]
     leaves = (rng.random((n, weeks)) < hazard) & eligible
     churn_week = np.where(leaves.any(axis=1), leaves.argmax(axis=1), weeks)
@@ -241,6 +330,8 @@ def _simulate_world(cfg: DemoConfig, rng: np.random.Generator, customers: pd.Dat
         seats=customers["seats"].to_numpy().astype(float),
         in_drift=in_drift,
         drift_weeks=drift_weeks,
+        mechanics=m,
+        hazard_scale=scale,
     )
 
 
@@ -258,7 +349,8 @@ def _make_customers(cfg: DemoConfig, rng: np.random.Generator, n: int, first: in
         existing, -rng.uniform(30, 1095, n), rng.uniform(0, 0.9 * period_days, n)
     )
     signup = (start + pd.to_timedelta(np.floor(offset_days), unit="D")).to_numpy()
-    annual = rng.random(n) < np.select([tier == "starter", tier == "pro"], [0.2, 0.5], 0.8)
+    share = cfg.mechanics.annual_share
+    annual = rng.random(n) < np.select([tier == "starter", tier == "pro"], share[:2], share[2])
 
     first = np.array(
         [
@@ -395,9 +487,9 @@ def _make_usage(
     week_end = world.week_start + np.timedelta64(6, "D")
     seats = world.seats[:, None]
     frames = []
-    for metric in cfg.metrics:
+    for metric in cfg.metric_names:
         propensity = rng.lognormal(0, 0.35, world.n)[:, None]
-        if metric == "active_users":
+        if metric in ("active_users", "active_seats"):
             values = rng.binomial(world.seats.astype(int)[:, None], expit(-0.2 + 0.9 * health))
         elif metric == "logins":
             values = rng.poisson(seats * 2.0 * propensity * np.exp(0.55 * health))
@@ -407,7 +499,8 @@ def _make_usage(
             uses_api = rng.random(world.n) < 0.4
             values = rng.poisson(seats * 25 * propensity * np.exp(0.5 * health)) * uses_api[:, None]
         else:  # any other name: a generic count driven by health
-            values = rng.poisson(seats * propensity * np.exp(0.6 * health))
+            size = seats**world.mechanics.usage_seat_power
+            values = rng.poisson(size * propensity * np.exp(0.6 * health))
         rows, cols = np.nonzero(active & (values > 0))
         frames.append(
             pd.DataFrame(
@@ -445,7 +538,7 @@ def _themes_for(
 def _make_tickets(cfg, world, rng, ids, pools, first_id=0):
     health = world.health
     active = world.active()
-    rate = 0.05 * world.seats[:, None] ** 0.3 * np.exp(-0.8 * health)
+    rate = world.mechanics.ticket_rate * world.seats[:, None] ** 0.3 * np.exp(-0.8 * health)
     lo, hi = world.drift_weeks
     drift_window = (
         world.in_drift[:, None]
@@ -531,7 +624,10 @@ def _make_tickets(cfg, world, rng, ids, pools, first_id=0):
 def _make_chats(cfg, world, rng, ids, pools, emails, first_id=0):
     health = world.health
     active = world.active()
-    rate = 0.07 * world.seats[:, None] ** 0.2 * np.exp(-0.5 * health) + 0.04 * world.shopping
+    rate = (
+        world.mechanics.chat_rate * world.seats[:, None] ** 0.2 * np.exp(-0.5 * health)
+        + 0.04 * world.shopping
+    )
     counts = rng.poisson(rate) * active
     rows, cols = np.nonzero(counts)
     reps = counts[rows, cols]
@@ -669,7 +765,7 @@ def _make_nps(cfg, world, rng, ids, pools, tickets, first_id=0):
         & ((w - world.phase[:, None]) % SURVEY_EVERY_WEEKS == 0)
     )
     health = world.health
-    responds = due & (rng.random(due.shape) < response_probability(health))
+    responds = due & (rng.random(due.shape) < response_probability(health, world.mechanics))
     cust, week = np.nonzero(responds)
     h = health[cust, week]
     scores = np.clip(
@@ -779,7 +875,14 @@ def _oracle(
             x = RHO * x + rng.normal(0, SIGMA, x.shape)
             wc = min(w, world.weeks - 1)
             h = world.structural[idx, wc][:, None] + x
-            hz = churn_hazard(h, world.shopping[idx, wc][:, None], world.annual[idx][:, None])
+            scale = None if world.hazard_scale is None else world.hazard_scale[idx, wc][:, None]
+            hz = churn_hazard(
+                h,
+                world.shopping[idx, wc][:, None],
+                world.annual[idx][:, None],
+                world.mechanics,
+                scale,
+            )
             survive *= 1 - hz
             at_survey = (next_survey == w)[:, None]
             h_survey = np.where(at_survey, h, h_survey)
@@ -798,7 +901,7 @@ def _oracle(
                     "p_detractor": probs[:, :7].sum(axis=1),
                     "p_passive": probs[:, 7:9].sum(axis=1),
                     "p_promoter": probs[:, 9:].sum(axis=1),
-                    "p_respond": response_probability(h_survey).mean(axis=1),
+                    "p_respond": response_probability(h_survey, world.mechanics).mean(axis=1),
                 }
             )
         )
@@ -891,7 +994,11 @@ def _generate_block(
         "churn": churn,
     }
     manifest = {
-        "config": {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()},
+        "config": {
+            k: (str(v) if isinstance(v, date) else v)
+            for k, v in asdict(cfg).items()
+            if k != "world" or v != "default"  # the default world's manifest is unchanged
+        },
         "data_end": str(cfg.end.date()),
         "drift_event": _drift_manifest(cfg, world),
         "rows": {name: len(frame) for name, frame in tables.items()},

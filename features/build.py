@@ -23,6 +23,7 @@ from features.definitions import (
     text_windows,
     ticket_features,
     usage_features,
+    with_cutoff,
 )
 from features.validation import ValidatedTables
 from npsrisk.settings import DataSettings, FeatureSettings
@@ -211,10 +212,11 @@ def make_spine(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def connect(backend: str = "duckdb", spark: Any | None = None) -> ibis.BaseBackend:
-    """An Ibis connection to the engine that runs the definitions."""
+    """An Ibis connection to the engine that runs the definitions (``spark``: on the given
+    session, or a local one; features.spark builds sessions from the settings)."""
     if backend == "duckdb":
         return ibis.duckdb.connect()
-    if backend == "pyspark":
+    if backend in ("spark", "pyspark"):
         if spark is None:
             from pyspark.sql import SparkSession  # optional dependency: the `spark` extra
 
@@ -226,7 +228,7 @@ def connect(backend: str = "duckdb", spark: Any | None = None) -> ibis.BaseBacke
                 .getOrCreate()
             )
         return ibis.pyspark.connect(spark)
-    raise ValueError(f"Unknown feature backend {backend!r}: use 'duckdb' or 'pyspark'.")
+    raise ValueError(f"Unknown feature backend {backend!r}: use 'duckdb' or 'spark'.")
 
 
 # The columns each definition reads: only these are handed to the engine.
@@ -262,14 +264,38 @@ def event_table(tables: ValidatedTables, name: str) -> pa.Table:
     return cache[name]
 
 
-def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
-    """The whole feature frame as one Ibis expression (nothing runs yet)."""
+@dataclass
+class FeatureInputs:
+    """The Ibis tables the definitions read, whichever engine holds them: the spine
+    ``(customer_id, as_of, _cutoff)``, the typed static attributes, and each event table
+    present (``INPUT_COLUMNS``; the derived ``text_signals`` too when the plan has text)."""
+
+    spine: ir.Table
+    attributes: ir.Table
+    events: dict[str, ir.Table]
+
+
+def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> FeatureInputs:
+    """Inputs from validated in-memory tables, handed to the engine as Arrow."""
+    events = {
+        name: _memtable(event_table(tables, name)) for name in plan.tables if tables.has(name)
+    }
+    if plan.text_themes and TEXT_SIGNALS in tables.derived:
+        events[TEXT_SIGNALS] = _memtable(event_table(tables, TEXT_SIGNALS))
+    return FeatureInputs(
+        _memtable(spine if "_cutoff" in spine else make_spine(spine)),
+        _memtable(static_attributes(tables["customers"], plan.attributes)),
+        events,
+    )
+
+
+def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
+    """The whole feature frame as one Ibis expression (nothing runs yet), on any engine."""
     ctx = FeatureContext(
         plan.settings, {k: tuple(v) for k, v in plan.metrics.items()}, tuple(plan.text_themes)
     )
-    sp = _memtable(spine if "_cutoff" in spine else make_spine(spine))
-    attributes = static_attributes(tables["customers"], plan.attributes)
-    parts: list[ir.Table] = [static_features(sp, _memtable(attributes), ctx)]
+    sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
+    parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]
     builders = {
         "usage": usage_features,
         "tickets": ticket_features,
@@ -277,15 +303,15 @@ def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: Featu
         "nps_responses": nps_features,
     }
     for table in plan.tables:
-        if tables.has(table):
-            parts.append(builders[table](sp, _memtable(event_table(tables, table)), ctx))
+        if table in inputs.events:
+            parts.append(builders[table](sp, inputs.events[table], ctx))
     if plan.text_themes:
-        if TEXT_SIGNALS not in tables.derived:
+        if TEXT_SIGNALS not in inputs.events:
             raise ValueError(
                 "this feature plan has text features: score the texts first "
                 "(features.build.attach_text_signals with the model's text scorer)"
             )
-        parts.append(text_features(sp, _memtable(event_table(tables, TEXT_SIGNALS)), ctx))
+        parts.append(text_features(sp, inputs.events[TEXT_SIGNALS], ctx))
     out = sp.select(*KEYS)
     for part in parts:
         joined = out.left_join(part, list(KEYS))
@@ -301,6 +327,27 @@ def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: Featu
     return out.select(*KEYS, *plan.feature_names)
 
 
+def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
+    """The whole feature frame of in-memory tables as one Ibis expression."""
+    if plan.text_themes and TEXT_SIGNALS not in tables.derived:
+        raise ValueError(
+            "this feature plan has text features: score the texts first "
+            "(features.build.attach_text_signals with the model's text scorer)"
+        )
+    return assemble_features(memory_inputs(tables, spine, plan), plan)
+
+
+def typed_features(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
+    """An engine's feature rows as the models expect them: floats, and strings or None."""
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
+    for column in plan.feature_names:
+        if column not in plan.categorical:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        else:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
 def build_features(
     tables: ValidatedTables,
     pairs: pd.DataFrame,
@@ -311,13 +358,9 @@ def build_features(
     pairs = make_spine(pairs).drop_duplicates(list(KEYS), ignore_index=True)
     if len(pairs) == 0:
         return pd.DataFrame(columns=[*KEYS, *plan.feature_names])
-    con = con or connect(plan.settings.backend)
-    frame = con.to_pandas(feature_expression(tables, pairs, plan))
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
-    for column in plan.feature_names:
-        if column not in plan.categorical:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        else:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    # The engine is the caller's choice (settings at run time), never the plan's: a model
+    # trained on Spark still scores one customer in the service on DuckDB.
+    con = con or connect("duckdb")
+    frame = typed_features(con.to_pandas(feature_expression(tables, pairs, plan)), plan)
     # Row order follows the pairs, whatever the engine did.
     return pairs[list(KEYS)].merge(frame, on=list(KEYS), how="left", validate="one_to_one")

@@ -41,6 +41,12 @@ def _seconds(column: ir.Column) -> ir.NumericColumn:
     return column.epoch_seconds()
 
 
+def with_cutoff(spine: ir.Table) -> ir.Table:
+    """A ``(customer_id, as_of)`` spine with its ``_cutoff`` (as features.build.make_spine
+    computes it in memory), for spines that live on the engine (Spark)."""
+    return spine.mutate(_cutoff=(_seconds(spine.as_of) + DAY).cast("int64"))
+
+
 def _number(column: ir.NumericColumn) -> ir.NumericColumn:
     """NaN as NULL: Spark keeps a pandas NaN as a value (AVG over it is NaN); DuckDB does not."""
     as_float = column.cast("float64")

@@ -281,6 +281,68 @@ def _reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> p
     )
 
 
+# --- the rules -------------------------------------------------------------------------
+# Rules a row breaks on its own are ``row_problems``; both engines run that very function
+# (Spark per partition, features.spark). The rules that need other rows or tables (unknown
+# customer, duplicate key, churn before signup) are named here and applied by each engine
+# with its own join or window; their semantics are stated once, in ``_validate_table``.
+UNKNOWN_CUSTOMER = "unknown_customer:customer_id"
+CHURNED_BEFORE_SIGNUP = "churned_before_signup:churned_at"
+
+
+def duplicate_reason(spec: TableSpec) -> str:
+    return f"duplicate_id:{spec.unique_key}"
+
+
+def missing_columns(spec: TableSpec, columns) -> list[str]:
+    """Required contract columns a table lacks (the whole table is then set aside)."""
+    present = set(columns)
+    return [c.name for c in spec.columns if c.required and c.name not in present]
+
+
+def missing_column_reason(missing: list[str]) -> str:
+    return "missing_column:" + ",".join(missing)
+
+
+def empty_column(column: Column, index: pd.Index) -> pd.Series:
+    """An optional contract column the table does not have: all missing, of the right type."""
+    if column.kind in ("date", "timestamp"):
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    numeric = column.kind in ("integer", "number")
+    return pd.Series(np.nan if numeric else None, index=index, dtype=float if numeric else object)
+
+
+def row_problems(
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange | None = None
+) -> tuple[pd.DataFrame, list[tuple[str, pd.Series]]]:
+    """Typed contract columns and the (reason, mask) pairs of the rules a row breaks by
+    itself: types, ranges, choices, plausible dates, missing values, a ticket resolved before
+    it was created.
+    """
+    dates = dates if dates is not None else DateRange.of()
+    typed = raw.copy(deep=False)  # columns are replaced, never changed in place
+    problems: list[tuple[str, pd.Series]] = []
+    for column in spec.columns:
+        if column.name not in raw.columns:
+            typed[column.name] = empty_column(column, raw.index)
+            continue
+        typed[column.name], column_problems = _coerce(column, raw[column.name], dates)
+        problems.extend(column_problems)
+    if spec.name == "tickets":
+        problems.append(
+            (
+                "resolved_before_created:resolved_at",
+                typed["resolved_at"].notna() & (typed["resolved_at"] < typed["created_at"]),
+            )
+        )
+    return typed, problems
+
+
+def reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd.Series:
+    """Each bad row's reasons, '; '-joined in rule order."""
+    return _reason_strings(problems, bad)
+
+
 def _validate_table(
     spec: TableSpec,
     raw: pd.DataFrame,
@@ -291,7 +353,7 @@ def _validate_table(
 ) -> tuple[pd.DataFrame | None, pd.DataFrame, TableReport]:
     n = len(raw)
     raw = raw.reset_index(drop=True)
-    missing_cols = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    missing_cols = missing_columns(spec, raw.columns)
     if missing_cols:
         note = (
             f"missing required column(s) {', '.join(missing_cols)}: every row set aside and "
@@ -302,40 +364,15 @@ def _validate_table(
                 f"The customers table ({origin}) lacks {', '.join(missing_cols)}; "
                 "customer_id and signup_date are required."
             )
-        reason = "missing_column:" + ",".join(missing_cols)
+        reason = missing_column_reason(missing_cols)
         quarantined = raw.assign(**{SOURCE_ROW: np.arange(1, n + 1), REASONS: reason})
         report = TableReport(spec.name, origin, n, 0, n, {reason: n}, note)
         return None, quarantined, report
 
-    typed = raw.copy(deep=False)  # columns are replaced, never changed in place
-    problems: list[tuple[str, pd.Series]] = []
-    for column in spec.columns:
-        if column.name not in raw.columns:
-            typed[column.name] = (
-                pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-                if column.kind in ("date", "timestamp")
-                else pd.Series(
-                    np.nan if column.kind in ("integer", "number") else None,
-                    index=raw.index,
-                    dtype=float if column.kind in ("integer", "number") else object,
-                )
-            )
-            continue
-        typed[column.name], column_problems = _coerce(column, raw[column.name], dates)
-        problems.extend(column_problems)
-
-    if spec.name == "tickets":
-        problems.append(
-            (
-                "resolved_before_created:resolved_at",
-                typed["resolved_at"].notna() & (typed["resolved_at"] < typed["created_at"]),
-            )
-        )
+    typed, problems = row_problems(spec, raw, dates)
     if spec.name == "churn" and signup is not None:
         joined = typed["customer_id"].map(signup)
-        problems.append(
-            ("churned_before_signup:churned_at", joined.notna() & (typed["churned_at"] < joined))
-        )
+        problems.append((CHURNED_BEFORE_SIGNUP, joined.notna() & (typed["churned_at"] < joined)))
 
     bad_so_far = np.zeros(n, dtype=bool)
     for _, mask in problems:
@@ -349,7 +386,7 @@ def _validate_table(
         unknown = typed["customer_id"].notna() & ~pd.Series(
             known.to_numpy(zero_copy_only=False), index=typed.index
         )
-        problems.append(("unknown_customer:customer_id", unknown))
+        problems.append((UNKNOWN_CUSTOMER, unknown))
         bad_so_far |= unknown.to_numpy(dtype=bool)
 
     if spec.unique_key is not None and spec.unique_key in typed.columns:
@@ -358,7 +395,7 @@ def _validate_table(
         candidates = np.flatnonzero(key.notna().to_numpy(dtype=bool) & ~bad_so_far)
         dup = np.zeros(n, dtype=bool)
         dup[candidates] = key.iloc[candidates].duplicated(keep="first").to_numpy(dtype=bool)
-        problems.append((f"duplicate_id:{spec.unique_key}", pd.Series(dup, index=typed.index)))
+        problems.append((duplicate_reason(spec), pd.Series(dup, index=typed.index)))
         bad_so_far |= dup
 
     reasons: dict[str, int] = {}
@@ -422,8 +459,18 @@ def validate_tables(raw: RawTables, data=None) -> ValidatedTables:
 
 def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
     """Write report.json, report.md and one quarantine CSV per table with set-aside rows."""
+    write_report_files(validated.report, out_dir)
+    quarantine_dir = out_dir / "quarantine"
+    for name, frame in validated.quarantine.items():
+        if len(frame):
+            quarantine_dir.mkdir(exist_ok=True)
+            frame.to_csv(quarantine_dir / f"{name}.csv", index=False)
+    return out_dir
+
+
+def write_report_files(report: ValidationReport, out_dir: Path) -> Path:
+    """report.json and report.md (the quarantine is written by the engine that has the rows)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = validated.report
     (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     lines = [
         f"# Validation report for {report.source}",
@@ -441,8 +488,9 @@ def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
         lines += [f"| {r.table} | {r.reason} | {r.rows} |" for r in reasons.itertuples()]
         lines += [
             "",
-            "Each set-aside row is in quarantine/<table>.csv with its reasons in "
-            "`_reasons` and its position in the input in `_source_row`.",
+            "Each set-aside row is in quarantine/<table>.csv (a folder of CSV part files on "
+            "Spark) with its reasons in `_reasons` and its position in the input in "
+            "`_source_row` (on Spark `_row_id`, the read order).",
         ]
     if report.absent_tables:
         lines += [
@@ -454,9 +502,4 @@ def write_validation_report(validated: ValidatedTables, out_dir: Path) -> Path:
         if t.note:
             lines += ["", f"- {t.table}: {t.note}"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    quarantine_dir = out_dir / "quarantine"
-    for name, frame in validated.quarantine.items():
-        if len(frame):
-            quarantine_dir.mkdir(exist_ok=True)
-            frame.to_csv(quarantine_dir / f"{name}.csv", index=False)
     return out_dir

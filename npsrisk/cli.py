@@ -88,6 +88,38 @@ DataArg = Annotated[
 ]
 
 
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        help="Folder of <table>.parquet/.csv files, or a DuckDB file; with --engine spark any "
+        "folder Spark reads (s3a://, hdfs://, abfss:// where the cluster has the connectors)."
+    ),
+]
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None,
+    typer.Option(help="duckdb (one machine) or spark (a cluster); default: features.backend."),
+]
+
+
+def _engine(settings: Settings, engine: Engine | None) -> str:
+    return engine.value if engine is not None else settings.features.backend
+
+
+def _spark(settings: Settings):
+    from features.spark import spark_session
+
+    spark = settings.spark
+    out.console.print(f"[dim]Spark master {spark.master} ({spark.app_name})[/dim]")
+    return spark_session(settings)
+
+
 class FileFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
@@ -130,11 +162,17 @@ def demo_data(
             "continue it past the export, the plan's treated customers getting known effects."
         ),
     ] = None,
+    world: Annotated[
+        str,
+        typer.Option(help="Which company's mechanics: default, seats or lowtouch (see README)."),
+    ] = "default",
 ) -> None:
     """Generate a realistic SaaS company's tables, with ground truth for the oracle."""
-    from demo.generator import DemoConfig, make_demo
+    from demo.generator import WORLDS, DemoConfig, make_demo
     from demo.interventions import demo_hooks
 
+    if world not in WORLDS:
+        raise ConfigError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
     try:
         first_day = date.fromisoformat(start)
     except ValueError:
@@ -147,6 +185,7 @@ def demo_data(
         bad_rows=bad_rows,
         drift_event=drift_event,
         file_format=file_format.value,
+        world=world,
     )
     try:
         on_block, finish = demo_hooks(cfg, out_dir, continue_from)
@@ -172,20 +211,29 @@ def demo_data(
 @app.command()
 def validate(
     ctx: typer.Context,
-    data: DataArg,
+    data: SourceArg,
     report_dir: Annotated[
         Path | None, typer.Option("--out", help="Report folder (default: under the project home).")
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Check every table against the data contract and set bad rows aside with reasons."""
     from features.loading import load_tables
-    from features.validation import validate_tables, write_validation_report
+    from features.validation import validate_tables, write_report_files, write_validation_report
     from npsrisk.outputs import new_report_dir
 
     settings = _settings(ctx)
-    validated = validate_tables(load_tables(data), settings.data)
     target = report_dir or new_report_dir(settings, "validation")
-    write_validation_report(validated, target)
+    if _engine(settings, engine) == "spark":
+        from features.spark import validate_spark, write_quarantine
+
+        spark = _spark(settings)
+        validated = validate_spark(spark, data)
+        write_report_files(validated.report, target)
+        write_quarantine(validated, str(target.resolve() / "quarantine"))
+    else:
+        validated = validate_tables(load_tables(Path(data)), settings.data)
+        write_validation_report(validated, target)
     report = validated.report
     out.print_frame(report.summary().set_index("table"), title=f"Validation of {data}")
     if report.rows_set_aside:
@@ -208,7 +256,7 @@ def validate(
 @app.command()
 def train(
     ctx: typer.Context,
-    data: DataArg,
+    data: SourceArg,
     horizon_days: Annotated[
         int | None,
         typer.Option(min=1, help="Label horizon in days (default: training.horizon_days)."),
@@ -217,15 +265,37 @@ def train(
         Path | None,
         typer.Option(help="Ground truth for the oracle (default: DATA/ground_truth on demo data)."),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="One fixed as-of date (YYYY-MM-DD) instead of monthly snapshots; labels come "
+            "from the horizon after it.",
+        ),
+    ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Train churn and NPS models, log them to MLflow, register, and apply the promotion gate."""
     from demo.generator import find_ground_truth
     from training.pipeline import train as run_training
 
     settings = _settings(ctx)
-    truth_path = truth or find_ground_truth(data)
+    chosen = _engine(settings, engine)
+    if chosen == "spark":
+        from features.spark import require_pyspark
+
+        require_pyspark()
+    truth_path = truth or find_ground_truth(Path(data))
     with out.steps(8, "train") as step:
-        result = run_training(data, settings, horizon_days, truth_path, progress=step)
+        result = run_training(
+            Path(data),
+            settings,
+            horizon_days,
+            truth_path,
+            progress=step,
+            as_of=_as_of_date(as_of),
+            engine=chosen,
+        )
     for note in result.notes:
         out.console.print(f"[dim]note:[/dim] {note}")
     out.print_frame(result.headline.T, title="Validation window (held out, later in time)")
@@ -335,23 +405,37 @@ def _report_set_aside(run) -> None:
 
 
 @app.command()
-def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> None:
+def materialize(
+    ctx: typer.Context, data: SourceArg, as_of: AsOfOption = None, engine: EngineOption = None
+) -> None:
     """Build every active customer's features as of a date into the service's feature store."""
     from features.store import materialize_features
 
     settings = _settings(ctx)
     champion = _champion(settings)
     when = _as_of_date(as_of)
-    with out.counting("materialize", "customers") as update:
-        info = materialize_features(
-            data,
-            champion.bundle,
-            settings.home_path,
-            when,
-            champion.card.version,
-            progress=update,
-            data=settings.data,
+    if _engine(settings, engine) == "spark":
+        from features.spark import materialize_spark
+
+        info, report = materialize_spark(
+            _spark(settings), data, champion.bundle, settings.home_path, when, champion.card.version
         )
+        if report.rows_set_aside:
+            out.console.print(
+                f"[yellow]{report.rows_set_aside:,} rows broke the data contract and were set "
+                "aside[/yellow] (run `npsrisk validate DATA --engine spark` for the quarantine)"
+            )
+    else:
+        with out.counting("materialize", "customers") as update:
+            info = materialize_features(
+                Path(data),
+                champion.bundle,
+                settings.home_path,
+                when,
+                champion.card.version,
+                progress=update,
+                data=settings.data,
+            )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
         f"{champion.card.name} v{champion.card.version}; a running service picks it up by itself"
@@ -362,22 +446,34 @@ def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> 
 @app.command()
 def score(
     ctx: typer.Context,
-    data: DataArg,
-    out_file: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    data: SourceArg,
+    out_file: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Output file: .parquet or .csv; with --engine spark a folder (any path Spark "
+            "writes) of Parquet part files and a _SUCCESS marker.",
+        ),
+    ],
     as_of: AsOfOption = None,
     explain: Annotated[bool, typer.Option(help="Include SHAP drivers.")] = True,
     top_k: Annotated[int, typer.Option(min=1, max=50, help="Drivers per target.")] = 5,
+    engine: EngineOption = None,
 ) -> None:
     """Score every customer active at a date with the champion, drivers included."""
     from serving.batch import score_source
 
     settings = _settings(ctx)
+    if _engine(settings, engine) == "spark":
+        _score_spark(settings, data, out_file, _as_of_date(as_of), explain, top_k)
+        return
+    out_file = Path(out_file)
     if out_file.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--out must end in .parquet or .csv, not {out_file.name!r}")
     champion = _champion(settings)
     with out.counting("score", "customers") as update:
         result = score_source(
-            data,
+            Path(data),
             champion.bundle,
             champion.card,
             out_file,
@@ -394,6 +490,38 @@ def score(
         f"v{champion.card.version} (features as of {result.features_as_of})"
     )
     out.wrote("predictions", out_file.resolve())
+
+
+def _score_spark(settings: Settings, data: str, out_file: str, as_of, explain, top_k) -> None:
+    import tempfile
+
+    from serving.distributed import score_spark
+
+    spark = _spark(settings)
+    champion = _champion(settings)
+    with tempfile.TemporaryDirectory(prefix="npsrisk-spark-") as work:
+        result = score_spark(
+            spark,
+            data,
+            champion.bundle,
+            champion.card,
+            out_file,
+            as_of,
+            explain,
+            top_k,
+            settings.serving.risk_tiers,
+            Path(work),
+        )
+    if result.rows_set_aside:
+        out.console.print(
+            f"[yellow]{result.rows_set_aside:,} rows broke the data contract and were set "
+            "aside[/yellow] (run `npsrisk validate DATA --engine spark` for the quarantine)"
+        )
+    out.console.print(
+        f"{result.rows:,} customers scored on Spark with {champion.card.name} "
+        f"v{champion.card.version} (features as of {result.features_as_of})"
+    )
+    out.wrote("predictions (Parquet folder, _SUCCESS marker)", result.path)
 
 
 @app.command()

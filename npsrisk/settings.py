@@ -83,9 +83,17 @@ class FeatureSettings(_Section):
     max_categories: int = Field(
         50, description="Categorical levels kept per column; rarer levels become 'other'."
     )
-    backend: Literal["duckdb", "pyspark"] = Field(
-        "duckdb", description="Engine that executes the Ibis feature definitions."
+    backend: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Engine that reads the export, validates it, builds features and scores: "
+        "duckdb (one machine) or spark (a cluster, see the spark section); --engine overrides.",
     )
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _old_backend_name(cls, value: object) -> object:
+        # Models trained before the engine setting carry "pyspark" in their feature plan.
+        return "spark" if value == "pyspark" else value
 
     @field_validator("windows_days")
     @classmethod
@@ -93,6 +101,28 @@ class FeatureSettings(_Section):
         if not value or any(w <= 0 for w in value):
             raise ValueError("windows_days needs at least one positive number of days")
         return sorted(set(value))
+
+
+class SparkSettings(_Section):
+    """The Spark session used when the engine is spark (`--engine spark`)."""
+
+    master: str = Field(
+        "local[*]",
+        description="Spark master URL: local[N], spark://host:7077, yarn, k8s://...; under "
+        "spark-submit the submitted master wins.",
+    )
+    app_name: str = Field("npsrisk", description="Spark application name.")
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra Spark settings passed to the session builder "
+        "(e.g. spark.executor.memory, spark.hadoop.fs.s3a.endpoint).",
+    )
+    driver_row_limit: int = Field(
+        2_000_000,
+        gt=0,
+        description="Most training snapshot rows brought to the driver; above it, rows are "
+        "down-sampled by label (negatives weighted back).",
+    )
 
 
 class TextSettings(_Section):
@@ -168,6 +198,17 @@ class TrainingSettings(_Section):
     monotone_constraints: bool = Field(
         True,
         description="Churn risk never falls with more unresolved tickets or less usage.",
+    )
+    candidates: list[Literal["lightgbm", "linear", "blend"]] = Field(
+        ["lightgbm", "linear", "blend"],
+        min_length=1,
+        description="Candidate models each head chooses from on the inner validation windows.",
+    )
+    search_lightgbm: bool = Field(
+        True, description="Try a simpler and a richer LightGBM beside the configured one."
+    )
+    search_origins: int = Field(
+        2, gt=0, description="Rolling inner validation windows the choice is averaged over."
     )
     seed: int = 42
     lightgbm: LightGBMSettings = Field(default_factory=LightGBMSettings)
@@ -475,6 +516,7 @@ class Settings(BaseSettings):
     )
     data: DataSettings = Field(default_factory=DataSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     text: TextSettings = Field(default_factory=TextSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)

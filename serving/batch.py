@@ -2,7 +2,9 @@
 
 Rows go through the same ``predict_rows`` as `/predict`, so a customer's batch row equals
 the service's answer for the same features. Work is chunked, so memory stays flat in the
-number of customers.
+number of customers. In Parquet the drivers are a typed list of structs
+(``PREDICTIONS_SCHEMA``); in CSV, JSON text. ``read_predictions`` reads either back, and
+the folders Spark writes (serving.distributed), with drivers as the API's dicts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,34 @@ from serving.predictions import ModelCard, predict_rows
 from training.bundle import NpsRiskModel
 
 PREDICT_ROWS = 50_000  # rows scored at once: bounds the SHAP matrices' memory
+# A driver's value is a number, or a category's text: two typed fields, one of them null.
+DRIVER = pa.struct(
+    [
+        ("feature", pa.string()),
+        ("target", pa.string()),
+        ("value", pa.float64()),
+        ("category", pa.string()),
+        ("contribution", pa.float64()),
+        ("effect", pa.float64()),
+        ("description", pa.string()),
+    ]
+)
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("churn_probability", pa.float64()),
+        ("predicted_nps", pa.float64()),
+        ("nps_category", pa.string()),
+        ("p_detractor", pa.float64()),
+        ("p_passive", pa.float64()),
+        ("p_promoter", pa.float64()),
+        ("risk_tier", pa.string()),
+        ("drivers", pa.list_(DRIVER)),
+        ("features_as_of", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+    ]
+)
 COLUMNS = (
     "customer_id",
     "churn_probability",
@@ -62,12 +92,83 @@ def predictions_frame(
     probs = frame.pop("category_probabilities")
     for name in ("detractor", "passive", "promoter"):
         frame[f"p_{name}"] = [None if p is None else p[name] for p in probs]
-    frame["drivers"] = (
-        [json.dumps(d, separators=(",", ":")) for d in frame["drivers"]] if explain else None
-    )
+    frame["drivers"] = [typed_drivers(d) for d in frame["drivers"]] if explain else None
     frame["features_as_of"] = features_as_of
     frame["model_name"] = card.name
     frame["model_version"] = card.version
+    return frame[list(COLUMNS)]
+
+
+def typed_drivers(drivers: list[dict]) -> list[dict]:
+    """API drivers in the Parquet shape: a numeric ``value`` or a text ``category``."""
+    out = []
+    for d in drivers:
+        value = d["value"]
+        text = isinstance(value, str)
+        out.append(
+            {
+                "feature": d["feature"],
+                "target": d["target"],
+                "value": None if text or value is None else float(value),
+                "category": value if text else None,
+                "contribution": d["contribution"],
+                "effect": d.get("effect"),
+                "description": d["description"],
+            }
+        )
+    return out
+
+
+def api_drivers(drivers) -> list[dict]:
+    """Typed drivers (or their JSON text) back in the API's shape."""
+    if drivers is None or (isinstance(drivers, float) and np.isnan(drivers)):
+        return []
+    if isinstance(drivers, str):
+        drivers = json.loads(drivers)
+    out = []
+    for d in drivers:
+        value = d["category"] if d.get("category") is not None else d.get("value")
+        out.append(
+            {
+                "feature": d["feature"],
+                "value": value,
+                "contribution": d["contribution"],
+                "effect": d.get("effect"),
+                "target": d["target"],
+                "description": d["description"],
+            }
+        )
+    return out
+
+
+def predictions_table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, schema=PREDICTIONS_SCHEMA, preserve_index=False)
+
+
+def predictions_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """CSV holds no nested values: drivers as JSON text, in the API's shape."""
+    return frame.assign(
+        drivers=[
+            None if d is None else json.dumps(api_drivers(d), separators=(",", ":"))
+            for d in frame["drivers"]
+        ]
+    )
+
+
+def read_predictions(path: Path | str) -> pd.DataFrame:
+    """Batch predictions as written by ``npsrisk score`` (a .parquet file, a .csv file or a
+    Spark output folder), with ``drivers`` as lists of the API's driver dicts: what
+    monitoring and reports read."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype={"model_version": str, "customer_id": str})
+    elif path.is_dir():
+        if not (path / "_SUCCESS").exists():
+            raise FileNotFoundError(f"{path} has no _SUCCESS marker: the run did not finish")
+        frame = pq.read_table(path).to_pandas()
+    else:
+        frame = pq.read_table(path).to_pandas()
+    frame["drivers"] = [api_drivers(d) for d in frame["drivers"]]
     return frame[list(COLUMNS)]
 
 
@@ -113,16 +214,15 @@ def score_source(
                 part = features.iloc[start : start + PREDICT_ROWS]
                 frame = predictions_frame(bundle, part, card, as_of_text, explain, top_k, tiers)
                 if suffix == ".parquet":
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
+                    writer = writer or pq.ParquetWriter(tmp, PREDICTIONS_SCHEMA)
+                    writer.write_table(predictions_table(frame))
                 else:
-                    frame.to_csv(tmp, mode="a", header=done == 0, index=False)
+                    predictions_csv(frame).to_csv(tmp, mode="a", header=done == 0, index=False)
                 done += len(frame)
         if done == 0:
             empty = pd.DataFrame(columns=list(COLUMNS))
             if suffix == ".parquet":
-                pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), tmp)
+                pq.write_table(PREDICTIONS_SCHEMA.empty_table(), tmp)
             else:
                 empty.to_csv(tmp, index=False)
     finally:

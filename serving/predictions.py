@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from features.catalog import describe_feature
 from features.contract import NPS_CATEGORIES
 from npsrisk.settings import RiskTierSettings
 from training.bundle import NpsRiskModel
@@ -82,40 +81,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def top_drivers(
-    contributions: np.ndarray,
-    features: Sequence[str],
-    value_of: Callable[[str], Any],
-    target: str,
-    top_k: int,
-    describe: Callable[[str, Any], str] = describe_feature,
-) -> list[dict[str, Any]]:
-    """The ``top_k`` largest |contributions| of one row (last column is the base value);
-    ``describe`` says a value in words (a model's ``catalog.describe``)."""
-    values = contributions[:-1]
-    k = min(top_k, len(values))
-    if k == 0:
-        return []
-    magnitude = np.abs(values)
-    picked = np.argpartition(-magnitude, k - 1)[:k] if k < len(values) else np.arange(len(values))
-    # Largest first; ties broken by feature order so the output is deterministic.
-    picked = sorted(picked, key=lambda i: (-magnitude[i], i))
-    drivers = []
-    for i in picked:
-        if magnitude[i] == 0.0:
-            break  # a feature the model never split on explains nothing
-        feature = features[i]
-        value = _plain(value_of(feature))
-        drivers.append(
-            {
-                "feature": feature,
-                "value": value,
-                "contribution": round(float(values[i]), 6),
-                "target": target,
-                "description": describe(feature, value),
-            }
-        )
-    return drivers
+def pick_drivers(contributions: np.ndarray, top_k: int) -> np.ndarray:
+    """For every row at once, the feature indices of the ``top_k`` largest |contributions|
+    (the last column, the base value, is not a feature): largest first, ties broken by
+    feature order so the output is deterministic; -1 where the contribution is 0 (a feature
+    the model never split on explains nothing)."""
+    values = np.abs(contributions[:, :-1])
+    k = min(top_k, values.shape[1])
+    if k == 0 or len(values) == 0:
+        return np.empty((len(values), 0), dtype=np.int64)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    return np.where(np.take_along_axis(values, order, axis=1) == 0.0, -1, order)
 
 
 def predict_rows(
@@ -133,7 +109,43 @@ def predict_rows(
     churn, nps = scores["churn_probability"], scores["predicted_nps"]
     probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
     features = bundle.features
+    picks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    if explain:
+        # Drivers for the whole matrix at once: indices, contributions and effects (through
+        # each head's calibration, vectorised); descriptions once per (feature, value).
+        for target, contrib in contributions.items():
+            index = pick_drivers(contrib, top_k)
+            picked = np.take_along_axis(contrib, np.maximum(index, 0), axis=1)
+            effect = bundle.effects(target, scores[f"{target}_raw"], picked)
+            picks[target] = (index, picked, effect)
+    described: dict[tuple[str, Any], str] = {}
     describe = bundle.catalog.describe
+
+    def drivers_of(target: str, r: int) -> list[dict[str, Any]]:
+        index, picked, effect = picks[target]
+        drivers = []
+        for j in range(index.shape[1]):
+            i = int(index[r, j])
+            if i < 0:
+                break
+            feature = features[i]
+            value = _plain(value_of(r, feature))
+            key = (feature, value)
+            if key not in described:
+                described[key] = describe(feature, value)
+            e = float(effect[r, j])
+            drivers.append(
+                {
+                    "feature": feature,
+                    "value": value,
+                    "contribution": round(float(picked[r, j]), 6),
+                    "effect": None if math.isnan(e) else round(e, 6),
+                    "target": target,
+                    "description": described[key],
+                }
+            )
+        return drivers
+
     out = []
     for r, customer_id in enumerate(customer_ids):
         has_nps = not math.isnan(nps[r])
@@ -150,12 +162,9 @@ def predict_rows(
             "risk_tier": risk_tier(float(churn[r]), float(probs[r, 0]), tiers),
         }
         if explain:
-            row["drivers"] = [
-                driver
-                for target, contrib in contributions.items()
-                for driver in top_drivers(
-                    contrib[r], features, lambda f, r=r: value_of(r, f), target, top_k, describe
-                )
-            ]
+            row["score_distribution"] = (
+                [round(float(p), 6) for p in scores["nps_distribution"][r]] if has_nps else None
+            )
+            row["drivers"] = [d for target in picks for d in drivers_of(target, r)]
         out.append(row)
     return out, scores

@@ -86,7 +86,16 @@ class Driver(BaseModel):
     feature: str = Field(description="Feature name as in the model signature.")
     value: FeatureValue = Field(description="The customer's value of the feature (null: missing).")
     contribution: float = Field(
-        description="SHAP value in the target's units: log-odds of churn, or NPS points."
+        description="Exact SHAP value in the head's raw units, additive: for churn log-odds "
+        "(a row's churn contributions plus the base value sum to the raw churn score the "
+        "calibrator turns into churn_probability); for NPS raw score points (they sum to the "
+        "raw score that score_distribution is a function of). Never add probabilities."
+    )
+    effect: float | None = Field(
+        None,
+        description="This driver's effect in the output's own units: churn_probability (or, "
+        "for NPS, predicted_nps) minus its value with this contribution removed, computed "
+        "through the calibration; effects of several drivers do not add up.",
     )
     target: Literal["churn", "nps"] = Field(description="Which prediction this driver explains.")
     description: str = Field(description="The value in plain words a person can act on.")
@@ -108,12 +117,21 @@ class Prediction(BaseModel):
         description="Calibrated probability of churning within the horizon (null without a "
         "churn model)."
     )
-    predicted_nps: float | None = Field(description="Expected next NPS score, 0-10.")
+    predicted_nps: float | None = Field(
+        description="Expected next NPS score, 0-10: the mean of score_distribution."
+    )
     nps_category: Literal["detractor", "passive", "promoter"] | None = Field(
-        description="Most likely NPS category."
+        description="The most likely category under score_distribution (the largest of "
+        "category_probabilities)."
     )
     category_probabilities: CategoryProbabilities | None = Field(
-        description="Probabilities of the three NPS categories."
+        description="Probabilities of the three NPS categories: sums of score_distribution "
+        "over 0-6, 7-8 and 9-10."
+    )
+    score_distribution: list[float] | None = Field(
+        None,
+        description="P(next score = 0), ..., P(next score = 10): the one NPS distribution every "
+        "other NPS field is derived from. Returned with explain=true.",
     )
     risk_tier: Literal["low", "medium", "high"] | None = Field(
         description="From the churn probability (or, without a churn model, the detractor "

@@ -59,6 +59,25 @@ def trained(tmp_path_factory, demo_path):
     return settings, result
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for every Spark test. ``local[2,3]``: two cores, and a failed
+    task is tried up to three times (the retry tests rely on it)."""
+    pyspark = pytest.importorskip("pyspark.sql")
+    session = (
+        pyspark.SparkSession.builder.master("local[2,3]")
+        .appName("npsrisk-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def validate_frames():
     """``validate_frames({"customers": df, ...})`` -> ValidatedTables."""

@@ -12,6 +12,7 @@ from mlflow.types.schema import ColSpec, Schema
 
 from features.catalog import FeatureCatalog, learn_catalog
 from features.contract import NPS_CATEGORIES
+from training.calibration import category_probabilities, expected_score
 from training.models import ChurnModel, FeatureEncoder, NpsModel
 
 OUTPUT_COLUMNS = (
@@ -108,32 +109,38 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """All outputs for an encoded matrix, and (with ``explain``) SHAP contributions.
 
-        With ``explain`` one ``pred_contrib`` pass per head yields both: a row of
-        contributions sums to the raw prediction. Heads that were not trained give NaN.
-        ``threads=1`` avoids OpenMP start-up cost on a single row.
+        Each head computes one raw score per row (churn: log-odds; NPS: raw score points);
+        with ``explain`` one contributions pass yields it too, since a row of contributions
+        sums to the raw score. Churn's probability is the calibrator of the raw score; every
+        NPS output comes from one distribution over the scores 0-10 (``nps_distribution``).
+        Heads that were not trained give NaN. ``threads=1`` avoids OpenMP start-up cost on a
+        single row.
         """
         kw = {} if threads is None else {"num_threads": threads}
         n = len(X)
         out = {c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c != "nps_category"}
+        out["churn_raw"] = np.full(n, np.nan)
+        out["nps_raw"] = np.full(n, np.nan)
+        out["nps_distribution"] = np.full((n, 11), np.nan)
         contributions: dict[str, np.ndarray] = {}
         if n == 0:  # LightGBM cannot predict on zero rows
             width = len(self.features) + 1
             return out, {head: np.empty((0, width)) for head in self.heads} if explain else {}
+        for name, head in (("churn", self.churn), ("nps", self.nps)):
+            if head is None:
+                continue
+            if explain:
+                contributions[name] = head.contributions(X, **kw)
+                out[f"{name}_raw"] = contributions[name].sum(axis=1)
+            else:
+                out[f"{name}_raw"] = head.raw(X, **kw)
         if self.churn is not None:
-            if explain:
-                contributions["churn"] = self.churn.contributions(X, **kw)
-                out["churn_probability"] = self.churn.calibrator_(
-                    contributions["churn"].sum(axis=1)
-                )
-            else:
-                out["churn_probability"] = self.churn.predict_proba(X, **kw)
+            out["churn_probability"] = self.churn.calibrator_(out["churn_raw"])
         if self.nps is not None:
-            if explain:
-                contributions["nps"] = self.nps.contributions(X, **kw)
-                out["predicted_nps"] = np.clip(contributions["nps"].sum(axis=1), 0.0, 10.0)
-            else:
-                out["predicted_nps"] = self.nps.predict_score(X, **kw)
-            probs = self.nps.predict_categories(X, **kw)
+            dist = self.nps.link_.distribution(out["nps_raw"])
+            out["nps_distribution"] = dist
+            out["predicted_nps"] = expected_score(dist)
+            probs = category_probabilities(dist)
             for k, name in enumerate(NPS_CATEGORIES):
                 out[f"p_{name}"] = probs[:, k]
         return out, contributions
@@ -144,6 +151,29 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
             return None
         return self.response.predict(X)
 
+    def effect(self, target: str, raw: float, contribution: float) -> float:
+        """What one driver moves the output by, in the output's own units: the churn
+        probability (or expected NPS) at the raw score minus that without the contribution.
+
+        Contributions add in raw units; probabilities do not, so this is computed through the
+        calibrator (or the score distribution), never by adding probabilities.
+        """
+        return float(self.effects(target, np.array([raw]), np.array([[contribution]]))[0, 0])
+
+    def effects(self, target: str, raw: np.ndarray, contributions: np.ndarray) -> np.ndarray:
+        """``effect`` for a matrix at once: ``raw`` per row, ``contributions`` (rows, k)."""
+        raw = np.asarray(raw, dtype=float)
+        without = (raw[:, None] - contributions).ravel()
+        if target == "churn" and self.churn is not None:
+            output = self.churn.calibrator_
+        elif target == "nps" and self.nps is not None:
+
+            def output(x):
+                return expected_score(self.nps.link_.distribution(x))
+        else:
+            return np.full(contributions.shape, np.nan)
+        return output(raw)[:, None] - output(without).reshape(contributions.shape)
+
     def contributions(self, X: np.ndarray, target: str) -> np.ndarray | None:
         """SHAP contributions (last column: base value) of churn log-odds or NPS points."""
         head = self.churn if target == "churn" else self.nps if target == "nps" else None
@@ -153,7 +183,9 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         scored, _ = self.score(self.encoder.transform(frame))
-        out = pd.DataFrame(scored, index=frame.index)
+        out = pd.DataFrame(
+            {c: scored[c] for c in OUTPUT_COLUMNS if c != "nps_category"}, index=frame.index
+        )
         probs = out[[f"p_{c}" for c in NPS_CATEGORIES]].to_numpy()
         has = ~np.isnan(probs).any(axis=1)
         category = np.full(len(out), None, dtype=object)

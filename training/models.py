@@ -1,4 +1,5 @@
-"""The estimators: feature encoding, the churn head, the NPS heads and the response model."""
+"""The estimators: feature encoding, raw-score heads (trees, linear, blend), the churn and NPS
+models built on them, and the response model."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.catalog import risk_direction
 from features.contract import NPS_CATEGORIES
 from npsrisk.settings import LightGBMSettings
+from training.calibration import (
+    Calibrator,
+    OrdinalLink,
+    category_probabilities,
+    expected_score,
+)
 
 OTHER = "__other__"
 SINGLE_THREAD_ROWS = 100_000
-MIN_ISOTONIC_POSITIVES = 100
 
 
 class FeatureEncoder:
@@ -147,116 +151,229 @@ def train_booster(
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
-class Calibrator:
-    """Raw margin -> probability: isotonic with enough positives, Platt scaling otherwise."""
+class TreeScorer:
+    """A LightGBM booster's raw score, with exact tree SHAP from ``pred_contrib``."""
 
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
-        if y.sum() >= MIN_ISOTONIC_POSITIVES and (len(y) - y.sum()) >= MIN_ISOTONIC_POSITIVES:
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-            self.method_ = "isotonic"
-            self.x_, self.y_ = iso.X_thresholds_, iso.y_thresholds_
-        else:
-            platt = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
-            self.method_ = "platt"
-            self.a_, self.b_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    kind = "lightgbm"
+
+    def __init__(self, booster: lgb.Booster, params: dict | None = None):
+        self.booster = booster
+        self.params = params or {}
+
+    def raw(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.booster.predict(X, raw_score=True, **predict_kw)
+
+    def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.booster.predict(X, pred_contrib=True, **predict_kw)
+
+    def importance(self) -> np.ndarray:
+        return self.booster.feature_importance("gain").astype(float)
+
+
+class LinearDesign:
+    """The encoded matrix -> a design matrix a linear model can use well, and back.
+
+    Numeric columns: a missing indicator (where any value is missing), the median for missing
+    values, log1p for heavy-tailed non-negative counts and amounts, standardisation, and a
+    clip at +-6 standard deviations so one absurd value cannot dominate a score.
+    Categorical codes: one-hot. ``owner_[j]`` is the feature each design column belongs to, so
+    contributions add back up per raw feature.
+    """
+
+    CLIP = 6.0
+
+    def fit(self, X: np.ndarray, categorical: list[int]) -> LinearDesign:
+        self.categorical_ = set(categorical)
+        self.n_features_ = X.shape[1]
+        self.columns_: list[tuple[str, int, float, float, float]] = []  # kind, j, a, b, c
+        for j in range(X.shape[1]):
+            col = X[:, j]
+            seen = col[~np.isnan(col)]
+            if j in self.categorical_:
+                for level in np.unique(seen):
+                    self.columns_.append(("level", j, float(level), 0.0, 0.0))
+                continue
+            if np.isnan(col).any():
+                self.columns_.append(("missing", j, 0.0, 0.0, 0.0))
+            if len(seen) == 0:
+                continue
+            median = float(np.median(seen))
+            log = bool(seen.min() >= 0 and _skew(seen) > 1.0)
+            values = np.log1p(seen) if log else seen
+            centre = float(np.log1p(median) if log else median)
+            sd = float(values.std())
+            if sd > 0:
+                self.columns_.append(("log" if log else "value", j, median, centre, sd))
+        self.owner_ = np.array([c[1] for c in self.columns_], dtype=int)
         return self
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        if self.method_ == "isotonic":
-            return np.interp(raw, self.x_, self.y_)
-        return expit(self.a_ * raw + self.b_)
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        Z = np.empty((len(X), len(self.columns_)))
+        for i, (kind, j, a, b, c) in enumerate(self.columns_):
+            col = X[:, j]
+            if kind == "level":
+                Z[:, i] = col == a
+            elif kind == "missing":
+                Z[:, i] = np.isnan(col)
+            else:
+                filled = np.where(np.isnan(col), a, col)
+                if kind == "log":
+                    filled = np.log1p(np.maximum(filled, 0.0))
+                Z[:, i] = np.clip((filled - b) / c, -self.CLIP, self.CLIP)
+        return Z
+
+    def value_columns(self) -> np.ndarray:
+        """Design columns that increase with their feature's value (for sign constraints)."""
+        return np.array([c[0] in ("value", "log") for c in self.columns_], dtype=bool)
+
+
+def _skew(values: np.ndarray) -> float:
+    sd = values.std()
+    return float(np.mean(((values - values.mean()) / sd) ** 3)) if sd > 0 else 0.0
+
+
+class LinearScorer:
+    """A regularised linear model on ``LinearDesign`` columns (logistic for churn, ridge for
+    NPS), with exact linear SHAP: coef x (z - training mean of z), summed per raw feature."""
+
+    kind = "linear"
+
+    def __init__(self, objective: str, strength: float, signs: list[int] | None = None):
+        self.objective = objective  # "binary" or "regression"
+        self.strength = strength  # C for logistic, alpha for ridge
+        self.signs = signs  # per raw feature: +1 coefficient >= 0, -1 <= 0, 0 free
+
+    def fit(self, X, y, categorical: list[int], weight=None) -> LinearScorer:
+        from sklearn.linear_model import Ridge
+
+        self.design_ = LinearDesign().fit(X, categorical)
+        Z = self.design_.transform(X)
+        allowed = np.ones(Z.shape[1], dtype=bool)
+        # Sign constraints the way the trees have them: a column whose coefficient has the
+        # wrong sign for its declared risk direction is dropped and the model refitted.
+        for _ in range(4):
+            if self.objective == "binary":
+                model = LogisticRegression(C=self.strength, max_iter=2000)
+            else:
+                model = Ridge(alpha=self.strength)
+            model.fit(Z[:, allowed], y, sample_weight=weight)
+            coef = np.zeros(Z.shape[1])
+            coef[allowed] = np.ravel(model.coef_)
+            wrong = self._wrong_signs(coef)
+            if not wrong.any():
+                break
+            allowed &= ~wrong
+        else:
+            coef[self._wrong_signs(coef)] = 0.0
+        self.coef_ = coef
+        self.intercept_ = float(np.ravel(model.intercept_)[0])
+        self.mean_ = Z.mean(axis=0)
+        return self
+
+    def _wrong_signs(self, coef: np.ndarray) -> np.ndarray:
+        if not self.signs or not any(self.signs):
+            return np.zeros(len(coef), dtype=bool)
+        sign = np.asarray(self.signs)[self.design_.owner_]
+        return self.design_.value_columns() & (sign * coef < 0)
+
+    def raw(self, X: np.ndarray, **_predict_kw) -> np.ndarray:
+        return self.design_.transform(X) @ self.coef_ + self.intercept_
+
+    def contributions(self, X: np.ndarray, **_predict_kw) -> np.ndarray:
+        parts = (self.design_.transform(X) - self.mean_) * self.coef_
+        out = np.zeros((len(X), self.design_.n_features_ + 1))
+        np.add.at(out.T, self.design_.owner_, parts.T)
+        out[:, -1] = self.intercept_ + float(self.mean_ @ self.coef_)
+        return out
+
+    def importance(self) -> np.ndarray:
+        out = np.zeros(self.design_.n_features_)
+        np.add.at(out, self.design_.owner_, np.abs(self.coef_))
+        return out
+
+
+class BlendScorer:
+    """A weighted sum of scorers' raw scores; its contributions are the same sum of theirs."""
+
+    kind = "blend"
+
+    def __init__(self, parts: list, weights: list[float]):
+        self.parts = parts
+        self.weights = weights
+
+    def raw(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return sum(
+            w * p.raw(X, **predict_kw) for p, w in zip(self.parts, self.weights, strict=True)
+        )
+
+    def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return sum(
+            w * p.contributions(X, **predict_kw)
+            for p, w in zip(self.parts, self.weights, strict=True)
+        )
+
+    def importance(self) -> np.ndarray:
+        total = []
+        for part, w in zip(self.parts, self.weights, strict=True):
+            imp = part.importance()
+            total.append(w * imp / (imp.sum() or 1.0))
+        return sum(total)
+
+
+def describe_scorer(scorer) -> str:
+    if isinstance(scorer, BlendScorer):
+        inner = " + ".join(
+            f"{w:.2f} x {p.kind}" for p, w in zip(scorer.parts, scorer.weights, strict=True)
+        )
+        return f"blend ({inner})"
+    return scorer.kind
 
 
 class ChurnModel:
-    """LightGBM classifier with calibrated probabilities."""
+    """A raw-score head (trees, linear or a blend) and its smooth calibrator."""
 
-    def __init__(self, params: dict, rounds: int, early_stopping: int, monotone: list[int] | None):
-        self.params = params
-        self.rounds = rounds
-        self.early_stopping = early_stopping
-        self.monotone = monotone
+    def __init__(self, scorer, calibrator: Calibrator):
+        self.scorer = scorer
+        self.calibrator_ = calibrator
 
-    def fit(self, X, y, X_cal, y_cal, categorical: list[int]) -> ChurnModel:
-        params = dict(self.params)
-        if self.monotone and any(self.monotone):
-            params.update(
-                monotone_constraints=self.monotone, monotone_constraints_method="advanced"
-            )
-        self.booster_ = train_booster(
-            params, X, y, X_cal, y_cal, categorical, self.rounds, self.early_stopping
-        )
-        self.calibrator_ = Calibrator().fit(self.booster_.predict(X_cal, raw_score=True), y_cal)
-        return self
+    def raw(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.scorer.raw(X, **predict_kw)
 
     def predict_proba(self, X: np.ndarray, **predict_kw) -> np.ndarray:
-        return self.calibrator_(self.booster_.predict(X, raw_score=True, **predict_kw))
+        return self.calibrator_(self.scorer.raw(X, **predict_kw))
 
     def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
-        """SHAP values in log-odds, last column the base value (LightGBM pred_contrib).
+        """SHAP values in log-odds (the raw margin), last column the base value.
 
         Each row sums to the raw margin, so ``calibrator_(row.sum())`` is the probability.
         """
-        return self.booster_.predict(X, pred_contrib=True, **predict_kw)
+        return self.scorer.contributions(X, **predict_kw)
 
 
 class NpsModel:
-    """Expected next score (regression) and detractor/passive/promoter probabilities."""
+    """A raw NPS score (trees, linear or a blend, in score points) and the one distribution
+    over the scores 0-10 it implies, from which every NPS output is derived."""
 
-    def __init__(
-        self,
-        reg_params: dict,
-        cls_params: dict,
-        rounds: int,
-        early_stopping: int,
-        monotone: list[int] | None,
-    ):
-        self.reg_params = reg_params
-        self.cls_params = cls_params
-        self.rounds = rounds
-        self.early_stopping = early_stopping
-        self.monotone = monotone
+    def __init__(self, scorer, link: OrdinalLink):
+        self.scorer = scorer
+        self.link_ = link
 
-    def fit(
-        self, X, score, weight, X_cal, score_cal, weight_cal, categorical: list[int]
-    ) -> NpsModel:
-        reg = dict(self.reg_params)
-        if self.monotone and any(self.monotone):
-            reg.update(monotone_constraints=self.monotone, monotone_constraints_method="advanced")
-        self.regressor_ = train_booster(
-            reg,
-            X,
-            score,
-            X_cal,
-            score_cal,
-            categorical,
-            self.rounds,
-            self.early_stopping,
-            weight,
-            weight_cal,
-        )
-        self.classifier_ = train_booster(
-            self.cls_params,
-            X,
-            category_codes(score),
-            X_cal,
-            category_codes(score_cal),
-            categorical,
-            self.rounds,
-            self.early_stopping,
-            weight,
-            weight_cal,
-        )
-        return self
+    def raw(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.scorer.raw(X, **predict_kw)
+
+    def distribution(self, X: np.ndarray, **predict_kw) -> np.ndarray:
+        return self.link_.distribution(self.scorer.raw(X, **predict_kw))
 
     def predict_score(self, X: np.ndarray, **predict_kw) -> np.ndarray:
-        return np.clip(self.regressor_.predict(X, **predict_kw), 0.0, 10.0)
+        return expected_score(self.distribution(X, **predict_kw))
 
     def predict_categories(self, X: np.ndarray, **predict_kw) -> np.ndarray:
-        return self.classifier_.predict(X, **predict_kw)
+        return category_probabilities(self.distribution(X, **predict_kw))
 
     def contributions(self, X: np.ndarray, **predict_kw) -> np.ndarray:
-        """SHAP values in score points, last column the base value; rows sum to the score."""
-        return self.regressor_.predict(X, pred_contrib=True, **predict_kw)
+        """SHAP values in raw score points, last column the base value; rows sum to the raw
+        score that the distribution is a function of."""
+        return self.scorer.contributions(X, **predict_kw)
 
 
 def category_codes(score: np.ndarray) -> np.ndarray:
@@ -297,10 +414,13 @@ class ResponseModel:
 
 __all__ = [
     "NPS_CATEGORIES",
+    "BlendScorer",
     "ChurnModel",
     "FeatureEncoder",
+    "LinearScorer",
     "NpsModel",
     "ResponseModel",
+    "TreeScorer",
     "category_codes",
     "lightgbm_params",
     "monotone_vector",

@@ -21,7 +21,6 @@ from features.build import (
     plan_features,
 )
 from features.catalog import learn_catalog
-from features.contract import NPS_CATEGORIES
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
 from monitoring.reference import log_reference
@@ -39,10 +38,10 @@ from training.evaluation import (
     validation_metrics,
 )
 from training.models import (
-    ChurnModel,
     FeatureEncoder,
     NpsModel,
     ResponseModel,
+    describe_scorer,
     lightgbm_params,
     monotone_vector,
 )
@@ -52,6 +51,15 @@ from training.registry import (
     configure_mlflow,
     decide_promotion,
     model_requirements,
+)
+from training.sampling import sample_for_driver, subset
+from training.selection import (
+    CANDIDATES,
+    HeadChoice,
+    HeadData,
+    choose_head,
+    inner_origins,
+    refit_unweighted,
 )
 from training.snapshots import (
     Split,
@@ -64,7 +72,7 @@ from training.snapshots import (
 from training.text_model import fit_text_scorer
 
 Progress = Callable[[str], None]
-MODEL = "lightgbm"
+MODEL = "served"  # the registered model, whichever candidate it is
 MIN_CHURN_POSITIVES = 10
 MIN_NPS_RESPONSES = 50
 BALANCE_FEATURES = 12
@@ -78,6 +86,8 @@ class FittedModels:
     baselines: list
     response: ResponseModel | None
     unweighted_nps: NpsModel | None
+    choices: dict[str, HeadChoice] = field(default_factory=dict)
+    candidates: dict[str, NpsRiskModel] = field(default_factory=dict)  # every one, refitted
 
 
 @dataclass
@@ -129,6 +139,12 @@ def _heads(snapshots: pd.DataFrame, split: Split, notes: list[str]) -> list[str]
     return heads
 
 
+def calibration_rows(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """The customers whose rows stop early and calibrate (a fixed fold per customer)."""
+    t = settings.training
+    return customer_fold(frame["customer_id"], t.calibration_fraction, f"calibration:{t.seed}")
+
+
 def _fit(
     settings: Settings,
     plan: FeaturePlan,
@@ -139,24 +155,32 @@ def _fit(
     fit_unweighted: bool,
     notes: list[str],
     text: TextScorer | None = None,
+    horizon: int = 90,
+    row_weight: np.ndarray | None = None,
 ) -> FittedModels:
+    """Fit each head's candidates, choose on inner windows, refit before the outer window.
+
+    ``row_weight`` weighs rows back after a stratified down-sampling (training.sampling)."""
     t = settings.training
     lgbm = t.lightgbm
     encoder = FeatureEncoder(plan.feature_names, plan.categorical, plan.settings.max_categories)
     encoder.fit(frame[split.train])
     X = encoder.transform(frame)
     cats = encoder.categorical_indices_
-    cal = customer_fold(frame["customer_id"], t.calibration_fraction, f"calibration:{t.seed}")
+    cal = calibration_rows(frame, settings)
     fit_rows, cal_rows = split.train & ~cal, split.train & cal
     rounds, stop = lgbm.n_estimators, lgbm.early_stopping_rounds
     sign_churn = monotone_vector(plan.feature_names, +1) if t.monotone_constraints else None
     sign_nps = monotone_vector(plan.feature_names, -1) if t.monotone_constraints else None
+    origins = inner_origins(frame, split, horizon, t)
+    choices: dict[str, HeadChoice] = {}
 
     churn = None
     if "churn" in heads:
-        y = frame["churned"].to_numpy()
-        churn = ChurnModel(lightgbm_params(lgbm, "binary", t.seed), rounds, stop, sign_churn)
-        churn.fit(X[fit_rows], y[fit_rows], X[cal_rows], y[cal_rows], cats)
+        y = frame["churned"].to_numpy(dtype=float)
+        head = HeadData("churn", "binary", X, y, ~np.isnan(y), cats, cal, row_weight, sign_churn)
+        choices["churn"] = choose_head(head, origins, split.train, t)
+        churn = choices["churn"].model
 
     nps = unweighted = response = None
     weights = np.ones(len(frame))
@@ -168,15 +192,22 @@ def _fit(
             response.fit(X[fit_rows], r[fit_rows], X[cal_rows], r[cal_rows], cats)
             weights = np.ones(len(frame))
             weights[responded] = response.weights(X[responded], t.max_ipw_weight)
-        score = frame["nps_score"].to_numpy()
-        a, b = fit_rows & responded, cal_rows & responded
-        reg = lightgbm_params(lgbm, "regression", t.seed)
-        cls = lightgbm_params(lgbm, "multiclass", t.seed, num_class=len(NPS_CATEGORIES))
-        nps = NpsModel(reg, cls, rounds, stop, sign_nps)
-        nps.fit(X[a], score[a], weights[a], X[b], score[b], weights[b], cats)
+        if row_weight is not None:
+            weights = weights * row_weight
+        score = np.nan_to_num(frame["nps_score"].to_numpy(dtype=float))
+        head = HeadData("nps", "regression", X, score, responded, cats, cal, weights, sign_nps)
+        choices["nps"] = choose_head(head, origins, split.train, t)
+        nps = choices["nps"].model
         if fit_unweighted and response is not None:
-            unweighted = NpsModel(reg, cls, rounds, stop, sign_nps)
-            unweighted.fit(X[a], score[a], None, X[b], score[b], None, cats)
+            unweighted = refit_unweighted(head, choices["nps"], split.train, t.seed)
+    for name, choice in choices.items():
+        notes += choice.notes
+        scorer = describe_scorer(choice.model.scorer)
+        windows = len(choice.inner["origin"].unique())
+        notes.append(
+            f"{name}: serving the {choice.chosen} candidate ({scorer}), "
+            f"chosen on {windows} inner window(s)"
+        )
 
     numeric = [c for c in plan.feature_names if c not in plan.categorical]
     train = frame[split.train]
@@ -190,19 +221,32 @@ def _fit(
         LastNpsBaseline().fit(train, churned, nps_frame, score, w),
         LinearBaseline(numeric, plan.categorical, t.seed).fit(train, churned, nps_frame, score, w),
     ]
+    info = {
+        **info,
+        "candidates": {name: choice.chosen for name, choice in choices.items()},
+    }
     # The text scorer only travels with the model when its features are in the plan.
-    catalog = learn_catalog(plan, frame[split.train])
+    text = text if plan.text_themes else None
+    catalog = learn_catalog(plan, frame[split.train]).to_dict()
     bundle = NpsRiskModel(
-        encoder,
-        churn,
-        nps,
-        plan.to_dict(),
-        info,
-        text if plan.text_themes else None,
-        catalog=catalog.to_dict(),
-        response=response,
+        encoder, churn, nps, plan.to_dict(), info, text, catalog=catalog, response=response
     )
-    return FittedModels(bundle, baselines, response, unweighted)
+    candidates = {}
+    for kind in CANDIDATES:
+        c = choices.get("churn")
+        n = choices.get("nps")
+        if (c is None or kind in c.models) and (n is None or kind in n.models):
+            candidates[kind] = NpsRiskModel(
+                encoder,
+                c.models[kind] if c else None,
+                n.models[kind] if n else None,
+                plan.to_dict(),
+                info,
+                text,
+                catalog=catalog,
+                response=response,
+            )
+    return FittedModels(bundle, baselines, response, unweighted, choices, candidates)
 
 
 def _selection_checks(
@@ -223,7 +267,7 @@ def _selection_checks(
     train = split.train
     X = encoder.transform(frame[train])
     responded = frame["responded"].to_numpy()[train]
-    gains = bundle.nps.regressor_.feature_importance("gain")
+    gains = bundle.nps.scorer.importance()
     top = np.argsort(-gains)[:BALANCE_FEATURES]
     if fitted.response is not None and responded.any():
         w = fitted.response.weights(X[responded], np.inf)
@@ -348,6 +392,7 @@ def prepare_data(
     report_dir: Path,
     plan: FeaturePlan | None = None,
     text: TextScorer | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> LabelledData:
     """Load, validate (writing the report), label snapshots, split them, score the customers'
     texts and plan features.
@@ -363,7 +408,7 @@ def prepare_data(
         for t in tables.report.tables.values()
         if t.rows_set_aside
     ]
-    as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon)
+    as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon, as_of)
     snapshots = build_snapshots(tables, as_of, horizon)
     split = split_snapshots(snapshots, settings.training, horizon)
     notes += as_of_notes + split.notes
@@ -385,6 +430,20 @@ def prepare_data(
     return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
 
+def _spark_snapshot_features(
+    data_path: Path, settings: Settings, snapshots: pd.DataFrame, plan: FeaturePlan, text
+) -> pd.DataFrame:
+    """The snapshots' features built on the cluster from the export as Spark reads it."""
+    from features.spark import spark_pairs_features, spark_session, validate_spark
+
+    spark = spark_session(settings)
+    tables = validate_spark(spark, data_path)
+    try:
+        return spark_pairs_features(spark, tables, snapshots[["customer_id", "as_of"]], plan, text)
+    finally:
+        tables.unpersist()
+
+
 def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
     if truth_path is None:
         return None
@@ -399,8 +458,16 @@ def train(
     horizon_days: int | None = None,
     truth_path: Path | None = None,
     progress: Progress | None = None,
+    as_of: pd.Timestamp | None = None,
+    engine: str | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and register; move the champion alias only if the gate says so."""
+    """Train, evaluate, log and register; move the champion alias only if the gate says so.
+
+    ``as_of`` fixes a single as-of date instead of monthly snapshots. With ``engine="spark"``
+    the snapshot features are built on the cluster and at most ``spark.driver_row_limit``
+    rows come back (training.sampling).
+    """
+    engine = engine or settings.features.backend
     say = progress or (lambda _m: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -416,7 +483,7 @@ def train(
     report_dir = new_report_dir(settings, "train", stamp)
 
     say("loading and validating tables")
-    data = prepare_data(data_path, settings, horizon, report_dir / "validation")
+    data = prepare_data(data_path, settings, horizon, report_dir / "validation", as_of=as_of)
     tables, plan, as_of, snapshots, split, notes = (
         data.tables,
         data.plan,
@@ -428,8 +495,30 @@ def train(
     heads = _heads(snapshots, split, notes)
     lap("prepare")
 
-    say(f"building features for {len(snapshots):,} snapshot rows")
-    features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
+    row_weight = None
+    sampling: dict = {}
+    if engine == "spark":
+        sample = sample_for_driver(
+            snapshots,
+            split,
+            calibration_rows(snapshots, settings),
+            settings.spark.driver_row_limit,
+            settings.training.seed,
+        )
+        sampling = sample.record
+        if sample.sampled:
+            snapshots, split = subset(snapshots, split, sample.keep)
+            row_weight = sample.weight
+            notes.append(
+                f"{sampling['snapshot_rows']:,} snapshot rows exceed spark.driver_row_limit "
+                f"({sampling['driver_row_limit']:,}): {sampling['rows_kept']:,} kept, "
+                f"non-churners at rate {sampling['negative_rate']:.4f} and weighted back"
+            )
+        say(f"building features for {len(snapshots):,} snapshot rows on Spark")
+        features = _spark_snapshot_features(data_path, settings, snapshots, plan, data.text)
+    else:
+        say(f"building features for {len(snapshots):,} snapshot rows")
+        features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
     frame = snapshots.merge(
         features, on=["customer_id", "as_of"], how="left", validate="one_to_one"
     )
@@ -445,12 +534,26 @@ def train(
         "validation_window": [str(d.date()) for d in split.valid_as_of],
         "features_as_of_latest": str(max(as_of).date()),
     }
-    fitted = _fit(settings, plan, frame, split, heads, info, truth is not None, notes, data.text)
+    fitted = _fit(
+        settings,
+        plan,
+        frame,
+        split,
+        heads,
+        info,
+        truth is not None,
+        notes,
+        data.text,
+        horizon,
+        row_weight,
+    )
     lap("fit")
 
     say("evaluating on the held-out window")
     valid = frame[split.valid].reset_index(drop=True)
     predictions = {MODEL: fitted.bundle.predict_frame(valid)}
+    for kind, model in fitted.candidates.items():
+        predictions[f"candidate_{kind}"] = model.predict_frame(valid)
     for baseline in fitted.baselines:
         predictions[baseline.name] = baseline.predict(valid)
     if truth is not None:
@@ -538,6 +641,8 @@ def train(
                 "text_model": data.text.model.kind if data.text is not None else "none",
                 "text_model_comments": data.text.model.n_comments if data.text is not None else 0,
                 "monotone_constraints": settings.training.monotone_constraints,
+                "engine": engine,
+                **{f"sampling_{k}": v for k, v in sampling.items()},
                 **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
             }
         )

@@ -32,12 +32,54 @@ def data_window(tables: ValidatedTables) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(min(starts)).normalize(), pd.Timestamp(max(ends)).normalize()
 
 
+def is_one_off_export(tables: ValidatedTables) -> bool:
+    """Customers and churn only: a snapshot taken once, with churn recorded after one cut.
+
+    Such a churn table says nothing about who had churned before the cut, so monthly snapshots
+    further back would hold survivors only; it gets a single as-of date.
+    """
+    events = [
+        name
+        for name, frame in tables.frames.items()
+        if name not in ("customers", "churn") and TABLES[name].time_column and not frame.empty
+    ]
+    return tables.has("churn") and not events
+
+
 def choose_as_of_dates(
-    tables: ValidatedTables, settings: TrainingSettings, horizon_days: int
+    tables: ValidatedTables,
+    settings: TrainingSettings,
+    horizon_days: int,
+    as_of: pd.Timestamp | None = None,
 ) -> tuple[list[pd.Timestamp], list[str]]:
-    """Month-end as-of dates whose labels are complete, or one date for a one-off export."""
+    """Month-end as-of dates whose labels are complete, or one date for a one-off export.
+
+    ``as_of`` fixes a single as-of date (``npsrisk train --as-of``); its labels must fit in
+    the data. A customers+churn export gets one as-of date: its last date minus the horizon.
+    """
     start, end = data_window(tables)
     last_labelled = end - pd.Timedelta(days=horizon_days)
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of).normalize()
+        if as_of > last_labelled:
+            raise TrainingDataError(
+                f"--as-of {as_of.date()} leaves less than the {horizon_days}-day label horizon "
+                f"before the data ends ({end.date()}): use {last_labelled.date()} or earlier, "
+                "or lower --horizon-days."
+            )
+        return [as_of], [f"as-of date fixed at {as_of.date()} (labels to {end.date()})"]
+    if is_one_off_export(tables):
+        first_signup = pd.Timestamp(tables["customers"]["signup_date"].min()).normalize()
+        if last_labelled <= first_signup:
+            raise TrainingDataError(
+                f"The export ends {end.date()}, and no customer signed up "
+                f"{horizon_days} days before that. Lower --horizon-days."
+            )
+        return [last_labelled], [
+            f"one-off export (customers and churn only): one as-of date, {last_labelled.date()}"
+            f" = the export's last date minus {horizon_days} days, validated on a held-out share "
+            "of customers"
+        ]
     first = start + pd.Timedelta(days=settings.min_history_days)
     notes: list[str] = []
     dates = [

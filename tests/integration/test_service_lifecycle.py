@@ -1,13 +1,14 @@
 """The service's life: not ready without a model, reloads under load without a failed request,
 a store refresh swapped in atomically, and no inference record lost when it stops."""
 
-import json
 import threading
 import time
 from collections import Counter
 
 import httpx
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
@@ -156,7 +157,7 @@ def assert_same_drivers(left: list[dict], right: list[dict]) -> None:
 
 
 def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
-    from serving.batch import score_source
+    from serving.batch import read_predictions, score_source
 
     settings, data, _, _ = small_world
     champion = load_champion(settings)
@@ -180,16 +181,16 @@ def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
     score_source(
         data, champion.bundle, champion.card, whole, as_of, True, 5, settings.serving.risk_tiers
     )
-    sliced = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
-    one_pass = pd.read_csv(whole, dtype={"model_version": str}).sort_values(
-        "customer_id", ignore_index=True
-    )
+    sliced = read_predictions(out).sort_values("customer_id", ignore_index=True)
+    one_pass = read_predictions(whole).sort_values("customer_id", ignore_index=True)
     pd.testing.assert_frame_equal(
         sliced.drop(columns="drivers"), one_pass.drop(columns="drivers"), check_dtype=False
     )
     for left, right in zip(sliced["drivers"], one_pass["drivers"], strict=True):
-        assert_same_drivers(json.loads(left), json.loads(right))
-    batch = pd.read_parquet(out).set_index("customer_id")
+        assert_same_drivers(left, right)
+    # Parquet drivers are typed: a list of structs, not JSON text.
+    assert pa.types.is_list(pq.read_schema(out).field("drivers").type)
+    batch = read_predictions(out).set_index("customer_id")
     assert len(batch) == result.rows > 0
     service = ServiceProcess(settings.home_path, tmp_path / "serve.log")
     try:
@@ -210,7 +211,7 @@ def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
         assert row["p_detractor"] == pytest.approx(
             prediction["category_probabilities"]["detractor"]
         )
-        assert_same_drivers(json.loads(row["drivers"]), prediction["drivers"])
+        assert_same_drivers(row["drivers"], prediction["drivers"])
         assert row["model_version"] == body["model"]["version"]
 
 

@@ -10,21 +10,6 @@ from training.snapshots import active_customers
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.spark]
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pyspark = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark.SparkSession.builder.master("local[2]")
-        .appName("npsrisk-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
-
-
 def test_pyspark_features_equal_duckdb_features(spark, validate_frames, settings):
     tables = validate_frames(generate_demo(DemoConfig(customers=150, seed=21)).tables)
     plan, _ = plan_features(tables, settings.features, settings.data)
@@ -35,6 +20,6 @@ def test_pyspark_features_equal_duckdb_features(spark, validate_frames, settings
         ]
     )
     on_duckdb = build_features(tables, pairs, plan, connect("duckdb"))
-    on_spark = build_features(tables, pairs, plan, connect("pyspark", spark))
+    on_spark = build_features(tables, pairs, plan, connect("spark", spark))
     assert len(on_spark) == len(pairs)
     pd.testing.assert_frame_equal(on_spark, on_duckdb, check_exact=False, rtol=1e-9)

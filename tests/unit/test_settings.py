@@ -36,7 +36,8 @@ def test_config_file_is_found_in_the_working_directory(tmp_path, monkeypatch):
     [
         ("training:\n  horizon_days: -3\n", "training.horizon_days"),
         ("trainnig:\n  horizon_days: 3\n", "trainnig"),
-        ("features:\n  backend: spark\n", "features.backend"),
+        ("features:\n  backend: polars\n", "features.backend"),
+        ("spark:\n  driver_row_limit: 0\n", "spark.driver_row_limit"),
         ("training: [unclosed\n", "Could not read configuration"),
     ],
 )

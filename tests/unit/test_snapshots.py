@@ -123,3 +123,53 @@ def test_single_date_is_split_by_customer_never_sharing_one():
     # Deterministic: the same customers are held out every time.
     again = split_snapshots(snap, TrainingSettings(holdout_fraction=0.25), 90)
     assert (again.valid == split.valid).all()
+
+
+def _one_off_export(validate_frames, customers=400, seed=0):
+    """A telecom-CRM-style export: customers and churn only, churn recorded for the 120 days
+    before the export's last date (nothing is known about churn before that cut)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"K{i}" for i in range(customers)]
+    signup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, customers), "D")
+    end = pd.Timestamp("2024-12-31")
+    churners = rng.random(customers) < 0.3
+    churned_at = end - pd.to_timedelta(rng.integers(0, 120, churners.sum()), "D")
+    frames = {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ids,
+                "signup_date": signup,
+                "plan_tier": rng.choice(["basic", "pro"], customers),
+                "seats": rng.integers(1, 50, customers),
+            }
+        ),
+        "churn": pd.DataFrame({"customer_id": np.array(ids)[churners], "churned_at": churned_at}),
+    }
+    return validate_frames(frames), frames, end
+
+
+@pytest.mark.parametrize("horizon", [30, 90])
+def test_a_customers_and_churn_export_has_one_as_of_date_and_its_churners(validate_frames, horizon):
+    tables, frames, end = _one_off_export(validate_frames)
+    dates, notes = choose_as_of_dates(tables, TrainingSettings(), horizon_days=horizon)
+    T = end - pd.Timedelta(days=horizon)
+    assert dates == [T]  # never monthly snapshots back to the signups
+    assert "one-off export" in notes[0]
+    snap = build_snapshots(tables, dates, horizon)
+    churn = frames["churn"].set_index("customer_id")["churned_at"]
+    expected = set(churn[(churn > T) & (churn <= T + pd.Timedelta(days=horizon))].index)
+    assert set(snap.loc[snap["churned"] == 1, "customer_id"]) == expected
+    # Customers gone by T are not scored; everyone else signed up by T is.
+    gone = set(churn[churn <= T].index)
+    signed = set(frames["customers"].loc[frames["customers"]["signup_date"] <= T, "customer_id"])
+    assert set(snap["customer_id"]) == signed - gone
+
+
+def test_as_of_fixes_the_single_date_and_refuses_one_without_room_for_labels(validate_frames):
+    tables = _usage_span(validate_frames, "2024-01-01", "2024-12-31")
+    dates, notes = choose_as_of_dates(
+        tables, TrainingSettings(), 30, as_of=pd.Timestamp("2024-10-15")
+    )
+    assert dates == [pd.Timestamp("2024-10-15")] and "fixed" in notes[0]
+    with pytest.raises(TrainingDataError, match="2024-12-01 or earlier"):
+        choose_as_of_dates(tables, TrainingSettings(), 30, as_of=pd.Timestamp("2024-12-15"))

@@ -1,0 +1,153 @@
+"""Candidate heads on small frames: exact linear and blend SHAP, smooth calibration, one
+coherent NPS distribution, and the choice made on inner windows only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from npsrisk.settings import LightGBMSettings, TrainingSettings
+from training.calibration import (
+    Calibrator,
+    OrdinalLink,
+    category_probabilities,
+    expected_score,
+)
+from training.models import BlendScorer, LinearScorer, TreeScorer, lightgbm_params, train_booster
+
+
+def _data(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    tickets = rng.poisson(1.5, n).astype(float)
+    logins = rng.lognormal(2, 1, n)
+    logins[rng.random(n) < 0.1] = np.nan  # missing values get an indicator
+    tier = rng.integers(0, 3, n).astype(float)
+    X = np.column_stack([tickets, logins, tier])
+    margin = 0.6 * tickets - 0.8 * np.log1p(np.nan_to_num(logins, nan=3.0)) + 0.3 * tier - 1
+    y = (rng.random(n) < 1 / (1 + np.exp(-margin))).astype(float)
+    return X, y
+
+
+def test_linear_shap_is_exact_and_attributed_to_raw_features():
+    X, y = _data()
+    scorer = LinearScorer("binary", 1.0).fit(X, y, categorical=[2])
+    contrib = scorer.contributions(X[:50])
+    assert contrib.shape == (50, 4)
+    np.testing.assert_allclose(contrib.sum(axis=1), scorer.raw(X[:50]), atol=1e-9)
+    # Mean contribution over the training rows is zero per feature (SHAP's baseline).
+    np.testing.assert_allclose(scorer.contributions(X).mean(axis=0)[:-1], 0, atol=1e-9)
+    # More tickets: more risk, through the tickets column only.
+    a, b = X[:1].copy(), X[:1].copy()
+    a[0, 0], b[0, 0] = 0, 4
+    ca, cb = scorer.contributions(a)[0], scorer.contributions(b)[0]
+    assert cb[0] > ca[0]
+    np.testing.assert_allclose(ca[1:], cb[1:])
+
+
+def test_linear_sign_constraints_hold_the_declared_direction():
+    X, y = _data()
+    # Declare logins as risk-raising although the data says the opposite: its value
+    # columns are dropped, never given a wrong-signed coefficient.
+    scorer = LinearScorer("binary", 1.0, signs=[1, 1, 0]).fit(X, y, categorical=[2])
+    logins_value = (scorer.design_.owner_ == 1) & scorer.design_.value_columns()
+    assert (scorer.coef_[logins_value] >= 0).all()
+    assert scorer.coef_[(scorer.design_.owner_ == 0) & scorer.design_.value_columns()][0] > 0
+
+
+def test_blend_contributions_are_the_weighted_sum_of_its_parts():
+    X, y = _data()
+    params = lightgbm_params(LightGBMSettings(n_estimators=50), "binary", 0)
+    booster = train_booster(params, X[:2000], y[:2000], X[2000:], y[2000:], [2], 50, 10)
+    trees, linear = TreeScorer(booster), LinearScorer("binary", 1.0).fit(X, y, [2])
+    blend = BlendScorer([trees, linear], [0.3, 0.7])
+    c = blend.contributions(X[:20])
+    np.testing.assert_allclose(
+        c, 0.3 * trees.contributions(X[:20]) + 0.7 * linear.contributions(X[:20])
+    )
+    np.testing.assert_allclose(c.sum(axis=1), blend.raw(X[:20]), atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", ["linear", "curved", "few_positives"])
+def test_calibration_is_smooth_increasing_and_never_0_or_1(shape):
+    rng = np.random.default_rng(1)
+    raw = rng.normal(0, 2, 5000)
+    truth = {"linear": raw, "curved": raw**3 / 4, "few_positives": raw - 6}[shape]
+    y = (rng.random(len(raw)) < 1 / (1 + np.exp(-truth))).astype(float)
+    cal = Calibrator().fit(raw, y)
+    assert cal.method_ in ("platt", "beta", "isotonic") and cal.scores_
+    grid = np.linspace(-40, 40, 4001)
+    p = cal(grid)
+    assert (np.diff(p) >= 0).all()  # a raw-score change moves the probability the same way
+    assert (p > 0).all() and (p < 1).all()
+    dense = cal(np.sort(raw))
+    assert len(np.unique(dense)) >= 0.95 * len(dense)  # no steps: nearly every row distinct
+    np.testing.assert_array_equal(cal(raw[:100]), cal(raw[:100].copy()))  # no jitter
+
+
+def test_validation_log_loss_picks_isotonic_for_a_step_and_a_sigmoid_for_a_line():
+    rng = np.random.default_rng(2)
+    raw = rng.normal(0, 2, 20000)
+    step = (rng.random(len(raw)) < np.where(raw > 1, 0.6, 0.05)).astype(float)
+    cal = Calibrator().fit(raw, step)
+    assert cal.method_ == "isotonic"
+    assert len(np.unique(cal(raw))) > 0.95 * len(raw)  # interpolated: no steps
+    line = (rng.random(len(raw)) < 1 / (1 + np.exp(-raw))).astype(float)
+    assert Calibrator().fit(raw, line).method_ in ("platt", "beta")
+
+
+def test_one_nps_distribution_gives_every_output_and_honours_weights():
+    rng = np.random.default_rng(3)
+    raw = rng.normal(7, 1.5, 6000)
+    score = np.clip(np.round(raw + rng.normal(0, 1.5, len(raw))), 0, 10)
+    link = OrdinalLink().fit(raw, score)
+    dist = link.distribution(np.array([3.0, 7.0, 9.5]))
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0)
+    exp = expected_score(dist)
+    cats = category_probabilities(dist)
+    assert (np.diff(exp) > 0).all()  # higher raw score, higher expected score
+    assert cats[0, 0] > cats[2, 0] and cats[2, 2] > cats[0, 2]
+    np.testing.assert_allclose(cats.sum(axis=1), 1.0)
+    # Weights move the distribution towards the heavily weighted answers.
+    weight = np.where(score >= 9, 5.0, 1.0)
+    heavy = OrdinalLink().fit(raw, score, weight)
+    mid = np.array([7.0])
+    assert expected_score(heavy.distribution(mid)) > expected_score(link.distribution(mid))
+
+
+def test_the_choice_never_sees_the_outer_window():
+    from training.selection import HeadData, choose_head, inner_origins
+    from training.snapshots import Split
+
+    rng = np.random.default_rng(4)
+    dates = pd.date_range("2024-01-31", periods=12, freq="ME")
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.tile([f"c{i}" for i in range(n)], len(dates)),
+            "as_of": np.repeat(dates, n),
+        }
+    )
+    X = np.column_stack([rng.poisson(2, len(frame)), rng.normal(size=len(frame))]).astype(float)
+    y = (rng.random(len(frame)) < 1 / (1 + np.exp(-(X[:, 0] - 3)))).astype(float)
+    outer = frame["as_of"].isin(dates[-3:]).to_numpy()
+    train = frame["as_of"].isin(dates[:6]).to_numpy()
+    y_outer_scrambled = y.copy()
+    y_outer_scrambled[outer] = rng.permutation(y[outer])
+    split = Split("temporal", train, outer, list(dates[:6]), list(dates[-3:]))
+    settings = TrainingSettings(search_origins=2, lightgbm={"n_estimators": 40})
+    origins = inner_origins(frame, split, 90, settings)
+    assert origins and all(not (o.train | o.valid)[outer].any() for o in origins)
+    assert all(
+        frame.loc[o.train, "as_of"].max() + pd.Timedelta(days=90)
+        <= frame.loc[o.valid, "as_of"].min()
+        for o in origins
+    )
+    cal = frame["customer_id"].str[1:].astype(int).to_numpy() % 5 == 0
+    results = []
+    for labels in (y, y_outer_scrambled):
+        head = HeadData("churn", "binary", X, labels, np.ones(len(X), bool), [], cal)
+        choice = choose_head(head, origins, train, settings)
+        results.append((choice.chosen, choice.inner["value"].round(12).tolist()))
+        assert set(choice.models) == {"lightgbm", "linear", "blend"}
+    assert results[0] == results[1]  # scrambling the outer labels changes nothing chosen

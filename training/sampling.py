@@ -1,0 +1,72 @@
+"""Which training snapshot rows come to the driver when there are more than it should hold.
+
+Above ``spark.driver_row_limit`` rows, the rows models are fitted on are down-sampled with
+stratification on the churn label: every churner is kept while they fit in half the budget,
+non-churners are sampled at a known rate and weighted back by its inverse, so the fitted
+booster sees the true class balance. Calibration and validation rows are never stratified
+(uniformly thinned only if they alone would overflow the budget), so calibrated probabilities
+and held-out metrics are computed on the data's own rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from training.snapshots import Split
+
+
+@dataclass
+class DriverSample:
+    """Rows kept (a mask over the snapshot rows), each kept row's weight, and the record."""
+
+    keep: np.ndarray
+    weight: np.ndarray
+    record: dict = field(default_factory=dict)
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.record.get("sampled"))
+
+
+def sample_for_driver(
+    snapshots: pd.DataFrame, split: Split, calibration: np.ndarray, limit: int, seed: int
+) -> DriverSample:
+    """Decide which rows to bring to the driver (all of them when they fit)."""
+    n = len(snapshots)
+    record: dict = {"driver_row_limit": limit, "snapshot_rows": n, "sampled": n > limit}
+    if n <= limit:
+        return DriverSample(np.ones(n, dtype=bool), np.ones(n), record)
+    rng = np.random.default_rng(seed)
+    draw = rng.random(n)
+    fit = split.train & ~calibration
+    keep = np.ones(n, dtype=bool)
+    weight = np.ones(n)
+    others = ~fit
+    if others.sum() > limit // 2:  # uniform thinning keeps every rate as it was
+        share = (limit // 2) / others.sum()
+        keep[others & (draw >= share)] = False
+        record["calibration_validation_share"] = round(float(share), 6)
+    budget = limit - int((keep & others).sum())
+    churned = np.nan_to_num(snapshots["churned"].to_numpy(dtype=float)) == 1
+    strata = {"positive": fit & churned, "negative": fit & ~churned}
+    size = {k: int(v.sum()) for k, v in strata.items()}
+    take = {"positive": min(size["positive"], budget // 2)}
+    take["negative"] = min(size["negative"], budget - take["positive"])
+    for name, rows in strata.items():
+        rate = take[name] / size[name] if size[name] else 1.0
+        keep[rows & (draw >= rate)] = False
+        weight[rows] = 1.0 / rate if rate > 0 else 0.0
+        record[f"{name}_rate"] = round(float(rate), 6)
+    record["rows_kept"] = int(keep.sum())
+    return DriverSample(keep, weight[keep], record)
+
+
+def subset(snapshots: pd.DataFrame, split: Split, keep: np.ndarray) -> tuple[pd.DataFrame, Split]:
+    """The kept snapshot rows and the split restricted to them."""
+    return (
+        snapshots[keep].reset_index(drop=True),
+        replace(split, train=split.train[keep], valid=split.valid[keep]),
+    )
