@@ -30,7 +30,8 @@ def weekly_review(
     days: int = 7,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last ``days`` days' detractor comments with their follow-up owner (or
-    'unassigned'), and the themes repeating 3 or more times."""
+    'unassigned'), and the themes mentioned 3 or more times in them (the theme report's
+    ``flagged`` column adds whether the theme is also rising against its prior rate)."""
     when = pd.to_datetime(responses["responded_at"])
     recent = responses[(when > as_of - pd.Timedelta(days=days)) & (when <= as_of)]
     detractors = recent[recent["score"] <= 6].copy()
@@ -42,7 +43,7 @@ def weekly_review(
     comments = detractors[["customer_id", "responded_at", "score", "comment", "follow_up"]]
     themes = count_detractor_themes(messages, responses, as_of, windows=(days,))
     return comments.sort_values("responded_at", ascending=False).reset_index(drop=True), themes[
-        themes["repeated"]
+        themes["mentions"] >= 3
     ].reset_index(drop=True)
 
 
