@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             extra["NPSRISK_SERVING__THREADS"] = str(args.threads)
         served = load_settings(home=home).serving
-        workers, threads = args.workers or served.workers, args.threads or served.threads
+        workers, threads = args.workers or served.worker_count, args.threads or served.threads
         server = ServiceProcess(home, scratch / "serve.log", {"NPSRISK_API_KEYS": API_KEY, **extra})
         clock = time.perf_counter()
         server.wait_until_up()

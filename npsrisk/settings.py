@@ -256,10 +256,11 @@ class ServingSettings(_Section):
     )
     threads: int = Field(4, gt=0, description="Request threads per worker.")
     max_concurrency: int = Field(
-        32,
+        8,
         ge=0,
-        description="Requests one worker holds at once (running or waiting for a thread); "
-        "more are shed with 429 and Retry-After instead of queueing. 0: no limit.",
+        description="Requests one worker holds at once (running or waiting for a thread; "
+        "twice the default threads: deeper queues only add latency); more are shed with 429 "
+        "and Retry-After instead of queueing. 0: no limit.",
     )
     retry_after_seconds: int = Field(
         1, gt=0, description="The Retry-After a shed (429) request is told to wait."
