@@ -10,7 +10,12 @@ measures, over a keep-alive connection on loopback:
 
 * sequential single-customer ``/predict`` with ``explain: true`` (a random known customer per
   request), p50/p90/p99/max after a warm-up;
-* throughput with ``--concurrency`` clients (threads, one keep-alive connection each);
+* the bare peer side by side: a bare Starlette app (uvicorn's defaults, one process) serving
+  the same ``ServingState`` with the same ``predict_ids`` and no auth, no validation beyond
+  ``json.loads``, no inference log; both get the same ids in ``--rounds`` alternating blocks
+  and the script prints the service's p50 and p99 over the peer's (goal: <= 1.3x);
+* throughput with ``--concurrency`` clients (threads, one keep-alive connection each), and
+  p50/p99 with ``--shed-clients`` (32) clients against the default shedding limit;
 
 and, in this process on the same champion and store, the layers one request goes through:
 
@@ -30,6 +35,7 @@ The server is stopped at the end, also on error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -49,6 +55,7 @@ from serving.process import ServiceProcess
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key-0123456789"
 GOAL_P50_MS, GOAL_P99_MS = 5.0, 15.0
+GOAL_RATIO = 1.3  # the service's p50 and p99 against the bare peer's (issue 9)
 
 
 # --- the home: demo data, a champion, a materialized store ---------------------------------
@@ -93,6 +100,90 @@ def worker_processes(server: ServiceProcess):
         return None
     parent = psutil.Process(server.process.pid)
     return [parent, *parent.children(recursive=True)]
+
+
+# --- the bare peer: the same ServingState behind a bare Starlette app --------------------------
+
+
+def bare_peer_app(home: Path):
+    """Starlette, one sync route, the same ``ServingState`` and ``predict_ids`` as the service:
+    no auth, no validation beyond ``json.loads``, no inference log, no BentoML."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from npsrisk.settings import load_settings
+    from serving.state import ServingState, load_champion, load_store
+
+    settings = load_settings(home=home)
+    state = ServingState.build(load_champion(settings), load_store(settings))
+    tiers = settings.serving.risk_tiers
+
+    async def predict(request: Request) -> Response:
+        body = json.loads(await request.body())
+        predictions, unknown, _log = await asyncio.to_thread(
+            state.predict_ids,
+            body["customer_ids"],
+            body.get("explain", True),
+            body.get("top_k", 5),
+            tiers,
+        )
+        payload = {
+            "model": state.card,
+            "features_as_of": state.store.features_as_of,
+            "predictions": predictions,
+            "unknown_customer_ids": unknown,
+        }
+        return Response(json.dumps(payload), media_type="application/json")
+
+    async def healthz(_: Request) -> Response:
+        return Response("ok")
+
+    return Starlette(
+        routes=[Route("/predict", predict, methods=["POST"]), Route("/healthz", healthz)]
+    )
+
+
+def serve_bare_peer(home: Path, port: int) -> None:
+    import gc
+
+    import uvicorn
+
+    app = bare_peer_app(home)
+    gc.collect()
+    gc.freeze()  # as the service does after loading
+    # uvicorn's defaults, as BentoML's worker runs it (uvloop and httptools when installed).
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+class BarePeer:
+    def __init__(self, home: Path, log_path: Path):
+        import subprocess
+
+        from serving.process import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("w")
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-bare-peer", str(home), "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def wait_until_up(self, timeout: float = 300) -> None:
+        from serving.process import wait_for_ok
+
+        wait_for_ok(self.url + "/healthz", self.process, timeout, self.log_path.read_text)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self._log.close()
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -354,7 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve with serving.inference_log=false (default: the production default, on)",
     )
+    parser.add_argument(
+        "--shed-clients", type=int, default=32, help="clients of the overload run (shedding on)"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="service/peer alternations")
+    parser.add_argument("--serve-bare-peer", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_bare_peer is not None:
+        serve_bare_peer(args.serve_bare_peer, args.port)
+        return 0
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be positive")
 
@@ -404,8 +504,27 @@ def main(argv: list[str] | None = None) -> int:
         http["HTTP GET /livez (no model, no auth)"] = summary_ms(livez)
         plain = sequential_http(server.url, ids, max(args.requests // 4, 100), 50, explain=False)
         http["HTTP /predict 1 id, explain=false"] = summary_ms(plain)
-        seq = sequential_http(server.url, ids, args.requests, args.warmup)
+        peer = BarePeer(home, scratch / "peer.log")
+        try:
+            peer.wait_until_up()
+            # Alternate blocks of the same ids, so a change in the machine's load hits both.
+            seq, bare = [], []
+            block = max(args.requests // args.rounds, 1)
+            sequential_http(peer.url, ids, 1, args.warmup)
+            for r in range(args.rounds):
+                part = ids[r * block :] + ids[: r * block]
+                seq += sequential_http(server.url, part, block, 20)
+                bare += sequential_http(peer.url, part, block, 20)
+        finally:
+            peer.stop()
         http["HTTP /predict 1 id, explain (sequential)"] = summary_ms(seq)
+        http["bare Starlette peer, same ServingState"] = summary_ms(bare)
+        shed_done, shed_statuses, shed_lat, shed_wall = concurrent_http(
+            server.url, store_ids, args.shed_clients, min(args.seconds, 10.0), args.seed + 1
+        )
+        http[f"HTTP /predict under {args.shed_clients} clients (shedding on)"] = summary_ms(
+            shed_lat
+        )
 
         procs = worker_processes(server)
         cpu0, client_cpu0 = cpu_seconds(procs), time.process_time()
@@ -447,6 +566,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"ratio p50_http / p50_floor = {p['p50'] / floor_p50:.1f}x; "
             f"p50_http / p50_handler = {p['p50'] / handler:.2f}x"
+        )
+        b = http["bare Starlette peer, same ServingState"]
+        r50, r99 = p["p50"] / b["p50"], p["p99"] / b["p99"]
+        print(
+            f"service / bare peer (auth, validation, inference log on; {len(seq)} requests each, "
+            f"{args.rounds} alternating rounds): p50 {p['p50']:.3f} / {b['p50']:.3f} ms = "
+            f"{r50:.2f}x, p99 {p['p99']:.3f} / {b['p99']:.3f} ms = {r99:.2f}x; goal <= "
+            f"{GOAL_RATIO:g}x: {'MET' if max(r50, r99) <= GOAL_RATIO else 'MISSED'}"
+        )
+        s32 = http[f"HTTP /predict under {args.shed_clients} clients (shedding on)"]
+        print(
+            f"{args.shed_clients} clients with shedding on, {shed_wall:.1f} s: p50 "
+            f"{s32['p50']:.2f} ms, p99 {s32['p99']:.2f} ms, {shed_done / shed_wall:,.0f} "
+            f"answers/s; statuses {dict(sorted(shed_statuses.items(), key=str))}"
         )
         ok50, ok99 = p["p50"] <= GOAL_P50_MS, p["p99"] <= GOAL_P99_MS
         slow = np.asarray(seq) * 1000

@@ -1,23 +1,29 @@
 """HTTP edge of the service: one strict request parser, one error envelope, one JSON encoder.
 
-Two pure ASGI layers, verified against BentoML 1.4.39:
+Two pure ASGI layers around the whole BentoML app, verified against BentoML 1.4.39 (whose
+own metrics, tracing, access-log, timeout and concurrency middlewares sit outside any user
+middleware, so these wrap the app instead; see ``serving.service._FrontedService``):
 
-* ``Front`` wraps the whole BentoML app (outside BentoML's own metrics, tracing, timeout and
-  concurrency middlewares, which sit outside user middleware): every status >= 400, BentoML's
-  and Starlette's included, leaves as ``{"error": "<machine code>", "detail": "<what to fix>"}``;
-  oversized or too many headers get 431; unknown paths reach the metrics middleware as one
-  label (``/unknown``) so random paths cannot grow ``/metrics``; while a worker drains after
-  SIGTERM every answer carries ``Connection: close``.
-* ``ApiRouter`` (a user middleware) answers the probes with small JSON bodies, checks API keys
-  (``/docs.json`` and every doc route included), sheds load past ``serving.max_concurrency``
-  with 429 and ``Retry-After``, reads the body (JSON content types only, a size limit, a read
-  timeout), parses it strictly, validates it with the route's pydantic model (strict types,
-  finite numbers, no extra keys), runs the handler on a worker thread (with a timeout) and
-  encodes the answer with ``encode_json``, which cannot emit NaN or Infinity.
+* ``Front``: every status >= 400, BentoML's and Starlette's included, leaves as
+  ``{"error": "<machine code>", "detail": "<what to fix>"}``; oversized or too many headers
+  get 431; unknown paths reach BentoML's metrics as one label (``/unknown``) so random paths
+  cannot grow ``/metrics``; while a worker drains after SIGTERM answers carry
+  ``Connection: close``.
+* ``ApiRouter``: answers the probes with small JSON bodies, checks API keys (``/docs.json``
+  and every doc route included), sheds load past ``serving.max_concurrency`` with 429 and
+  ``Retry-After``, reads the body (JSON content types only, a size limit, a read timeout),
+  parses it strictly, validates it with the route's pydantic model (strict types, finite
+  numbers, no extra keys), runs the handler on a worker thread (with a timeout), encodes the
+  answer with ``encode_json`` (which cannot emit NaN or Infinity) and counts it in
+  ``npsrisk_requests_total`` / ``npsrisk_request_duration_seconds``. API routes skip
+  BentoML's per-request tracing and access log: that stack cost more than the model's own
+  work per request (measured; ``benchmarks/serving_latency.py``). Everything else (metrics,
+  doc pages, 404, 405) passes through to BentoML.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -26,12 +32,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import BaseModel, ValidationError
 
 logger = logging.getLogger("bentoml.service.npsrisk")
@@ -295,6 +301,7 @@ class Front:
         app,
         max_headers: int,
         max_header_bytes: int,
+        routes_of=None,
         extra_paths: Iterable[str] = (),
         html_prefixes: Iterable[str] = (),
     ):
@@ -305,13 +312,14 @@ class Front:
         self.extra_paths = frozenset(extra_paths)
         self.max_headers = max_headers
         self.max_header_bytes = max_header_bytes
+        self.routes_of = routes_of if routes_of is not None else app  # the Starlette app
         self._known: set[str] | None = None
         self._prefixes: tuple[str, ...] = ()
 
     def _route_label(self, path: str) -> str:
         if self._known is None:
             known, prefixes = set(PUBLIC_PATHS) | {"/docs.json"} | self.extra_paths, []
-            for route in getattr(self.app, "routes", []):
+            for route in getattr(self.routes_of, "routes", []):
                 route_path = getattr(route, "path", None)
                 if route_path is None:
                     continue
@@ -456,23 +464,27 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def check_key(path: str, headers, keys: KeyRing, admin_keys: KeyRing) -> None:
-    """ApiError unless the request carries a key good for ``path``.
+    """ApiError unless the request carries a key good for ``path`` (an admin key is good for
+    every route, an API key for all but the admin ones).
 
     Without any admin key configured, ``/reload`` is disabled and says which variable turns
-    it on (403: no key would help); without any API key the service is not usable (503).
+    it on (403: no key would help); without any key at all the service is not usable (503).
     """
     admin = path in ADMIN_PATHS
-    ring = admin_keys if admin else keys
-    if not ring:
-        if admin:
-            raise ApiError(
-                403,
-                "admin_not_configured",
-                f"/reload is disabled because no admin key is configured: set {ring.source} "
-                "and restart the service (a key file is re-read within seconds)",
-            )
-        raise ApiError(503, "not_configured", f"no API key is configured: set {ring.source}")
-    if not ring.accepts(presented_key(headers)):
+    candidate = presented_key(headers)
+    if admin and not admin_keys:
+        raise ApiError(
+            403,
+            "admin_not_configured",
+            f"/reload is disabled because no admin key is configured: set {admin_keys.source} "
+            "and restart the service (a key file is re-read within seconds)",
+        )
+    if not admin and not keys and not admin_keys:
+        raise ApiError(503, "not_configured", f"no API key is configured: set {keys.source}")
+    accepted = admin_keys.accepts(candidate)
+    if not admin:
+        accepted = keys.accepts(candidate) | accepted  # both compared: no timing hint
+    if not accepted:
         raise ApiError(
             401,
             "unauthorized",
@@ -512,6 +524,35 @@ class EdgeLimits:
     threads: int
 
 
+class RequestMetrics:
+    """``npsrisk_requests_total{route,status}`` and ``npsrisk_request_duration_seconds{route}``
+    for the requests ``ApiRouter`` answers itself; created on first use, after the worker set
+    its own prometheus folder, and shown by BentoML's /metrics with its own."""
+
+    def __init__(self) -> None:
+        self._total = self._seconds = None
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        if self._total is None:
+            try:
+                import prometheus_client
+
+                self._total = prometheus_client.Counter(
+                    "npsrisk_requests_total", "Requests answered by the API.", ["route", "status"]
+                )
+                self._seconds = prometheus_client.Histogram(
+                    "npsrisk_request_duration_seconds",
+                    "Time to answer an API request.",
+                    ["route"],
+                    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+                )
+            except ValueError:  # registered twice in one process (tests): counting is off
+                self._total = False
+        if self._total:
+            self._total.labels(route, str(status)).inc()
+            self._seconds.labels(route).observe(seconds)
+
+
 class ApiRouter:
     """Probes, keys, docs, shedding, body reading, strict parsing and dispatch (see module)."""
 
@@ -540,26 +581,39 @@ class ApiRouter:
         self.admin_keys = admin_keys or KeyRing("NPSRISK_ADMIN_KEYS", "NPSRISK_ADMIN_KEYS_FILE")
         self.inflight = 0
         self._spec_body: bytes | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.metrics = RequestMetrics()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
+        if (path in PUBLIC_PATHS and path not in PROBE_PATHS) or under(
+            path, self.own_auth_prefixes
+        ):
+            return await self.app(scope, receive, send)  # /metrics; /ui checks its sessions
+        start = time.perf_counter()
+        status = 500
         try:
             if path in PROBE_PATHS and method in ("GET", "HEAD"):
-                return await self._probe(path, send, head=method == "HEAD")
-            if path in PUBLIC_PATHS or under(path, self.own_auth_prefixes):
-                return await self.app(scope, receive, send)
+                status = await self._probe(path, send, head=method == "HEAD")
+                return None
             check_key(path, scope["headers"], self.keys, self.admin_keys)
             route = self.routes.get(path)
             if path == "/docs.json" and method in ("GET", "HEAD"):
+                status = 200
                 return await send_json(send, 200, self._spec(), head=method == "HEAD")
             if route is None or method != "POST":
-                return await self.app(scope, receive, send)  # BentoML's 404 / 405 / doc pages
-            return await self._api(route, scope, receive, send)
+                status = 0  # BentoML answers and counts it (404 / 405 / doc pages)
+                return await self.app(scope, receive, send)
+            status = await self._api(route, scope, receive, send)
         except ApiError as exc:
-            return await send_json_error(send, exc.status, exc.code, exc.detail, exc.headers)
+            status = exc.status
+            await send_json_error(send, exc.status, exc.code, exc.detail, exc.headers)
+        finally:
+            if status and path not in PROBE_PATHS:
+                self.metrics.observe(path, status, time.perf_counter() - start)
+        return None
 
     def _spec(self) -> bytes:
         key = self.spec_key()
@@ -574,18 +628,20 @@ class ApiRouter:
                 ) from None
         return self._spec_body
 
-    async def _probe(self, path: str, send, head: bool) -> None:
+    async def _probe(self, path: str, send, head: bool) -> int:
         if path != "/readyz":
-            return await send_json(send, 200, b'{"status":"alive"}', head=head)
+            await send_json(send, 200, b'{"status":"alive"}', head=head)
+            return 200
         instance = self.slot.instance
         if DRAINING:
             raise ApiError(503, "draining", "this worker is shutting down")
         if instance is None:
             raise ApiError(503, "not_ready", "the service is starting")
         status, body = instance.readiness()
-        return await send_json(send, status, encode_json(body), head=head)
+        await send_json(send, status, encode_json(body), head=head)
+        return status
 
-    async def _api(self, route: Route, scope, receive, send) -> None:
+    async def _api(self, route: Route, scope, receive, send) -> int:
         limits = self.limits
         if limits.max_concurrency and self.inflight >= limits.max_concurrency:
             raise ApiError(
@@ -601,8 +657,7 @@ class ApiRouter:
             if route.request is not None:
                 request = validate_request(route.request, parse_json(body))
             elif body.strip():
-                data = parse_json(body)
-                if data != {}:
+                if parse_json(body) != {}:
                     raise ApiError(422, "validation_error", "body: this route takes no fields")
                 request = None
             else:
@@ -611,21 +666,21 @@ class ApiRouter:
             if instance is None:
                 raise ApiError(503, "not_ready", "the service is starting")
             handler = getattr(instance, route.handler)
-            if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(limits.threads)
-            with anyio.move_on_after(limits.request_timeout_seconds) as scope_timeout:
-                answer = await anyio.to_thread.run_sync(
-                    handler, request, limiter=self._limiter, abandon_on_cancel=True
-                )
-            if scope_timeout.cancelled_caught:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(limits.threads, thread_name_prefix="npsrisk-api")
+            future = asyncio.get_running_loop().run_in_executor(self._pool, handler, request)
+            try:
+                async with asyncio.timeout(limits.request_timeout_seconds):
+                    status, payload = await future
+            except TimeoutError:
                 raise ApiError(
                     504,
                     "timeout",
                     f"no answer within {limits.request_timeout_seconds:g} s "
                     "(serving.request_timeout_seconds): retry, or send fewer ids",
-                )
-            status, payload = answer
+                ) from None
             await send_json(send, status, encode_json(payload))
+            return status
         except ApiError:
             raise
         except Exception:
@@ -667,7 +722,7 @@ class ApiRouter:
         chunks: list[bytes] = []
         size = 0
         try:
-            with anyio.fail_after(limits.body_timeout_seconds):
+            async with asyncio.timeout(limits.body_timeout_seconds):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":

@@ -5,12 +5,29 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Finite numbers only: 1e309, NaN, Infinity or a 400-digit integer is a 422 naming the field.
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 FeatureValue = FiniteNumber | str | bool | None
+
+
+def _integral(value):
+    # JSON Schema counts 40.0 as an integer; so does the service (40.5, "5" and true are not).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_integral)]
 # Requests are strict (no coercion): explain is a JSON boolean, top_k a JSON integer, ids are
 # strings. The published schema says the same (additionalProperties false, every bound);
 # maxima that are settings (top_k, ids, records) are filled in by serving.openapi.
@@ -29,7 +46,9 @@ class PredictRequest(BaseModel):
         examples=[["C-000123", "C-000456"]],
     )
     explain: bool = Field(True, description="Return SHAP drivers with each prediction.")
-    top_k: int = Field(5, ge=1, description="Drivers per target (at most serving.max_top_k).")
+    top_k: JsonInteger = Field(
+        5, ge=1, description="Drivers per target (at most serving.max_top_k)."
+    )
 
 
 class PredictFeaturesRequest(BaseModel):
@@ -56,7 +75,9 @@ class PredictFeaturesRequest(BaseModel):
         return records
 
     explain: bool = Field(True, description="Return SHAP drivers with each prediction.")
-    top_k: int = Field(5, ge=1, description="Drivers per target (at most serving.max_top_k).")
+    top_k: JsonInteger = Field(
+        5, ge=1, description="Drivers per target (at most serving.max_top_k)."
+    )
 
 
 class Driver(BaseModel):

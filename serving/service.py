@@ -541,10 +541,29 @@ class _FrontedService(Service):
         except OSError:
             logger.exception("could not create this instance's metrics folder")
         s = settings.serving
+        limits = EdgeLimits(
+            max_body_bytes=s.max_body_bytes,
+            body_timeout_seconds=s.body_timeout_seconds,
+            request_timeout_seconds=s.request_timeout_seconds,
+            max_concurrency=s.max_concurrency,
+            retry_after_seconds=s.retry_after_seconds,
+            threads=s.threads,
+        )
+        app = super().to_asgi(is_main)
+        router = ApiRouter(
+            app,
+            routes=ROUTES,
+            slot=_SLOT,
+            limits=limits,
+            spec=_spec,
+            spec_key=_model_version,
+            own_auth_prefixes=[UI_PATH],  # the page checks its own sessions
+        )
         front = Front(
-            super().to_asgi(is_main),
+            router,
             s.max_headers,
             s.max_header_bytes,
+            routes_of=app,
             extra_paths=[MODEL_PATH],
             html_prefixes=[UI_PATH],
         )
@@ -554,22 +573,5 @@ class _FrontedService(Service):
 
 
 NpsRiskService.__class__ = _FrontedService
-_LIMITS = EdgeLimits(
-    max_body_bytes=_BOOT.serving.max_body_bytes,
-    body_timeout_seconds=_BOOT.serving.body_timeout_seconds,
-    request_timeout_seconds=_BOOT.serving.request_timeout_seconds,
-    max_concurrency=_BOOT.serving.max_concurrency,
-    retry_after_seconds=_BOOT.serving.retry_after_seconds,
-    threads=_BOOT.serving.threads,
-)
-# First added is outermost: the router checks keys before GET /model is answered.
-NpsRiskService.add_asgi_middleware(
-    ApiRouter,
-    routes=ROUTES,
-    slot=_SLOT,
-    limits=_LIMITS,
-    spec=_spec,
-    spec_key=_model_version,
-    own_auth_prefixes=[UI_PATH],
-)
+# Inside BentoML's app, behind the router's key check: GET /model.
 NpsRiskService.add_asgi_middleware(ModelCardMiddleware, state=_state)

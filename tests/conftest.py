@@ -79,6 +79,9 @@ def ServiceProcess(home: Path, log_path: Path, extra_env: dict[str, str] | None 
         "NPSRISK_API_KEYS": ",".join(API_KEYS),
         "NPSRISK_ADMIN_KEYS": ADMIN_KEY,
         "NPSRISK_SERVING__STORE_POLL_SECONDS": "1",
+        # One worker per test service (the machine is shared); tests of several workers ask.
+        "NPSRISK_SERVING__WORKERS": "1",
+        "NPSRISK_SERVING__BODY_TIMEOUT_SECONDS": "2",
         **(extra_env or {}),
     }
     return Process(home, log_path, env)

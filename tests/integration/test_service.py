@@ -133,7 +133,7 @@ TOO_MANY = {"customer_ids": [f"id-{i}" for i in range(1001)]}
         ("/predict", b'{"customer_ids": ["a"], "explain": "maybe"}', "validation_error"),
         ("/predict", b'{"customer_ids": ["a"], "surprise": 1}', "validation_error"),
         ("/predict", b"[1, 2]", "validation_error"),
-        ("/predict", b"", "validation_error"),
+        ("/predict", b"", "empty_body"),
         ("/predict", json.dumps(TOO_MANY).encode(), "too_many_ids"),
         ("/predict", b'{"customer_ids": ["' + b"x" * 2_000_000 + b'"]}', "payload_too_large"),
         ("/predict_features", b'{"records": []}', "validation_error"),
@@ -162,7 +162,7 @@ def test_wrong_method_is_a_json_405(service):
 
 
 def test_openapi_document_validates_and_describes_every_field(service):
-    spec = httpx.get(service.url + "/docs.json").json()
+    spec = httpx.get(service.url + "/docs.json", headers=headers()).json()
     validate_openapi(spec)
     assert {"/predict", "/predict_features", "/reload", "/healthz", "/readyz"} <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
@@ -193,7 +193,9 @@ def test_openapi_document_validates_and_describes_every_field(service):
     request = schemas[ref.rsplit("/", 1)[-1]]
     assert set(request["properties"]) == {"customer_ids", "explain", "top_k"}
     assert all(p.get("description") for p in request["properties"].values())
-    assert {"200", "400", "401", "413", "503"} <= set(predict["responses"])
+    assert {"200", "400", "401", "408", "413", "415", "422", "429", "431", "503", "504"} <= set(
+        predict["responses"]
+    )
     assert predict["security"]
 
 

@@ -1,0 +1,192 @@
+"""Operations of a real two-worker service: its own /metrics, load shedding, one /reload
+reaching every worker, a worker killed with SIGKILL, and a drain without connection resets."""
+
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from collections import Counter
+
+import httpx
+import psutil
+import pytest
+from mlflow import MlflowClient
+
+from conftest import ADMIN_KEY, ServiceProcess, headers
+from npsrisk.settings import load_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BODY = {"customer_ids": ["C-000001"], "explain": False}
+
+
+@pytest.fixture(scope="module")
+def ops(service, trained, tmp_path_factory):
+    """A copy of the served home with a second registered version (the same model), served by
+    two workers that shed past 4 requests each, so moving its champion harms no other test."""
+    settings, _ = trained
+    home = tmp_path_factory.mktemp("ops") / "home"
+    shutil.copytree(settings.home_path, home, ignore=shutil.ignore_patterns("run", "inference_log"))
+    copy = load_settings(home=home)
+    client = MlflowClient(copy.tracking_uri)
+    first = client.get_model_version(copy.registry.model_name, "1")
+    client.create_model_version(copy.registry.model_name, first.source, first.run_id)
+    process = ServiceProcess(
+        home,
+        home.parent / "serve.log",
+        {
+            "NPSRISK_SERVING__WORKERS": "2",
+            "NPSRISK_SERVING__THREADS": "2",
+            "NPSRISK_SERVING__MAX_CONCURRENCY": "4",
+            "NPSRISK_SERVING__STORE_POLL_SECONDS": "0",
+        },
+    )
+    try:
+        process.wait_until_up()
+        deadline = time.time() + 180
+        while len(workers(process)) < 2 or initialized(process) < 2:
+            assert time.time() < deadline, process.log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        yield process, copy
+    finally:
+        process.stop()
+
+
+def workers(process) -> list[psutil.Process]:
+    arbiter = psutil.Process(process.process.pid)
+    return [
+        c
+        for c in arbiter.children(recursive=True)
+        if "_bentoml_impl.worker" in " ".join(c.cmdline())
+    ]
+
+
+def initialized(process) -> int:
+    return process.log_path.read_text().count("Service npsrisk initialized")
+
+
+def predict_total(url: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("bentoml_service_request_total{") and 'endpoint="/predict"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_two_services_on_one_host_keep_their_metrics_apart(service, ops):
+    process, copy = ops
+    before_ours, before_other = predict_total(process.url), predict_total(service.url)
+    for _ in range(25):
+        assert httpx.post(process.url + "/predict", json=BODY, headers=headers()).status_code == 200
+    assert predict_total(process.url) == before_ours + 25
+    assert predict_total(service.url) == before_other
+    folders = list((copy.run_path / "metrics").iterdir())
+    assert [f.name.split("-")[-2] for f in folders] == [str(process.process.pid)]
+
+
+def test_overload_is_shed_with_429_and_retry_after(ops):
+    process, _ = ops
+    statuses: Counter = Counter()
+    shed: list[httpx.Response] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=process.url, headers=headers(), timeout=30) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post("/predict", json={**BODY, "explain": True})
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += 1
+                    continue
+                statuses[r.status_code] += 1
+                if r.status_code == 429 and len(shed) < 5:
+                    shed.append(r)
+
+    threads = [threading.Thread(target=client) for _ in range(32)]
+    for t in threads:
+        t.start()
+    time.sleep(6)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[200] > 0 and statuses[429] > 0, statuses
+    for r in shed:
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"] == "too_many_requests"
+
+
+def test_one_reload_reaches_every_worker(ops):
+    process, copy = ops
+    client = MlflowClient(copy.tracking_uri)
+    client.set_registered_model_alias(copy.registry.model_name, copy.registry.champion_alias, "2")
+    response = httpx.post(process.url + "/reload", headers=headers(ADMIN_KEY), timeout=120)
+    assert response.status_code == 200 and response.json()["model"]["version"] == "2"
+    deadline = time.time() + 120
+    while process.log_path.read_text().count("loaded model npsrisk v2") < 2:
+        assert time.time() < deadline, process.log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    loaded = re.findall(
+        r"\[entry_service:npsrisk:(\d+)\] loaded model npsrisk v2", process.log_path.read_text()
+    )
+    assert sorted(set(loaded)) == ["1", "2"]  # both workers, though only one got /reload
+    versions = Counter(
+        httpx.post(process.url + "/predict", json=BODY, headers=headers()).json()["model"][
+            "version"
+        ]
+        for _ in range(30)
+    )
+    assert versions == Counter({"2": 30})
+
+
+def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
+    process, _ = ops
+    victim = workers(process)[0]
+    ready_before = initialized(process)
+    start = time.perf_counter()
+    os.kill(victim.pid, signal.SIGKILL)
+    answered = None
+    while answered is None:
+        try:
+            r = httpx.post(process.url + "/predict", json=BODY, headers=headers(), timeout=5)
+            if r.status_code == 200:
+                answered = time.perf_counter() - start
+        except httpx.HTTPError:
+            pass
+        assert time.perf_counter() - start < 30
+        time.sleep(0.05)
+    while initialized(process) == ready_before:
+        assert time.perf_counter() - start < 120, process.log_path.read_text()[-3000:]
+        time.sleep(0.1)
+    replaced = time.perf_counter() - start
+    print(
+        f"\nkill -9 of one of 2 workers: the service answered after {answered:.2f} s, "
+        f"the replacement worker was serving after {replaced:.1f} s"
+    )
+    assert answered < 5
+    assert replaced < 120
+    assert victim.pid not in [w.pid for w in workers(process)] and len(workers(process)) == 2
+
+
+def test_keep_alive_requests_sent_after_sigterm_are_answered(ops):
+    process, _ = ops
+    clients = [httpx.Client(base_url=process.url, headers=headers(), timeout=30) for _ in range(8)]
+    try:
+        for c in clients:
+            assert c.post("/predict", json=BODY).status_code == 200
+        os.kill(process.process.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        answers = []
+        for c in clients:
+            try:
+                r = c.post("/predict", json=BODY)
+                answers.append((r.status_code, r.headers.get("connection")))
+            except httpx.HTTPError as exc:
+                answers.append((type(exc).__name__, None))
+        assert answers == [(200, "close")] * 8, answers
+    finally:
+        for c in clients:
+            c.close()
