@@ -67,6 +67,7 @@ def rank_at_risk(
     owners: Mapping[str, str] | None = None,
     statuses: Mapping[str, str] | None = None,
     previous_tiers: Mapping[str, str | None] | None = None,
+    previous_churn: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """One page of the ranked list and how many customers pass the filters."""
     if query.sort_by not in SORT_KEYS:
@@ -99,7 +100,8 @@ def rank_at_risk(
         before = previous.map(lambda t: rank.get(t, -1))
         keep &= ((now >= rank["medium"]) & (now > before)).to_numpy()
     selected = frame[keep].assign(owner=owner_col[keep], intervention_status=status_col[keep])
-    selected = selected.assign(previous_risk_tier=previous[keep])
+    change = frame["churn_probability"] - frame["customer_id"].map(previous_churn or {})
+    selected = selected.assign(previous_risk_tier=previous[keep], churn_change=change[keep])
     total = len(selected)
     order = selected.sort_values(
         [query.sort_by, "customer_id"],

@@ -7,8 +7,8 @@ row comes back, in order, with what (if anything) to do before the survey.
 
 from __future__ import annotations
 
-import hashlib
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -97,11 +97,11 @@ class WavePlan:
         return out
 
 
-def wave_id_of(survey_dates: Sequence[date], customer_ids: Sequence[str], seed: int) -> str:
-    """A stable id for a wave: its first survey date plus a digest of who and the seed."""
-    digest = hashlib.sha256(("|".join(sorted(customer_ids)) + f"#{seed}").encode()).hexdigest()[:8]
+def wave_id_of(survey_dates: Sequence[date]) -> str:
+    """A new wave's id: its first survey date and a random suffix (planning the same
+    schedule again is a new wave; the seed, not the id, reproduces the assignment)."""
     first = min(survey_dates) if survey_dates else date.today()
-    return f"wave-{first:%Y%m%d}-{digest}"
+    return f"wave-{first:%Y%m%d}-{uuid.uuid4().hex[:10]}"
 
 
 def assign_control(eligible: Mapping[str, str | None], share: float, seed: int) -> dict[str, str]:
@@ -244,5 +244,5 @@ def plan_wave(
             item.owner = owner_of(item.customer_id, pb.owner_role, ctx)
         first_row.add(item.customer_id)
     survey_dates = [d for _, d in schedule]
-    wave = wave_id_of(survey_dates, [c for c, _ in schedule], seed)
+    wave = wave_id_of(survey_dates)
     return WavePlan(wave, planned_on, seed, control_share, items)

@@ -13,6 +13,7 @@ import yaml
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
+from npsrisk.cli_act import register_review as _register_review
 from npsrisk.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -664,6 +665,320 @@ def alerts_redeliver(
     out.console.print(f"queued {queued} deliveries again; `npsrisk alerts deliver` sends them")
 
 
+monitor_app = typer.Typer(
+    help="Monitoring: drift and performance against the serving model's reference.",
+    no_args_is_help=True,
+)
+app.add_typer(monitor_app, name="monitor")
+ModelVersionOption = Annotated[
+    str | None,
+    typer.Option("--model-version", help="Compare against this version (default: the champion)."),
+]
+
+
+def _notify(settings: Settings, alert_type: str, data: dict, summary: str, key: str) -> str | None:
+    """Raise an alert into the outbox and try to deliver it now; a relay retries the rest."""
+    from alerts import WebhookSecretError, deliver_due, raise_alert
+    from db import open_database
+
+    db = open_database(settings)
+    try:
+        alert_id = raise_alert(db, alert_type, data, summary=summary, dedup_key=key)
+        try:
+            deliver_due(db, settings)
+        except WebhookSecretError as exc:
+            out.console.print(f"[yellow]alert {alert_id} queued, not sent: {exc}[/yellow]")
+        return alert_id
+    finally:
+        db.dispose()
+
+
+def _could_not_run(what: str, exc: Exception) -> typer.Exit:
+    out.fail(f"{what} could not run: {exc}")
+    return typer.Exit(2)
+
+
+@monitor_app.command("drift")
+def monitor_drift(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--from", help="Inference log window start (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="Inference log window end (default: last day).")
+    ] = None,
+    batch: Annotated[
+        Path | None, typer.Option(help="A `npsrisk score` output (predictions only).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A fresh export, featurized with the model's own plan.")
+    ] = None,
+    as_of: AsOfOption = None,
+    model_version: ModelVersionOption = None,
+) -> None:
+    """Feature, prediction and segment drift of a window vs the model's reference.
+
+    Exit code 0: no drift; 1: drift (an alert is raised); 2: could not run (the reason is
+    printed). Without --batch or --data the window is the inference log's last 30 days."""
+    import pandas as pd
+
+    from monitoring.drift_report import run_drift
+    from monitoring.reference import load_reference
+    from monitoring.windows import window_from_batch, window_from_data, window_from_log
+    from npsrisk.outputs import new_report_dir
+
+    settings = _settings(ctx)
+    if sum(x is not None for x in (batch, data, since)) > 1:
+        raise ConfigError("give one window: --from/--to (inference log), --batch or --data")
+    reference = load_reference(settings, model_version)
+    try:
+        with out.steps(3, "monitor drift") as step:
+            step("building the current window")
+            if batch is not None:
+                window = window_from_batch(batch, reference)
+            elif data is not None:
+                window = window_from_data(data, reference, _as_of_date(as_of))
+            else:
+                end = _as_of_date(until)
+                if end is None:
+                    from serving.inference_log import read_inference_log
+
+                    log = read_inference_log(settings.inference_log_path)
+                    if log.empty:
+                        raise ConfigError(
+                            f"no inference log at {settings.inference_log_path}: give --data "
+                            "DATA --as-of DATE or --batch FILE instead"
+                        )
+                    end = pd.Timestamp(log["logged_at"].max()[:10])
+                start = _as_of_date(since) or end - pd.Timedelta(days=29)
+                window = window_from_log(settings.inference_log_path, reference, start, end)
+            step(f"comparing {len(window.frame):,} rows with the reference (Evidently)")
+            result = run_drift(settings, reference, window, new_report_dir(settings, "drift"))
+            step("writing the report")
+    except ConfigError:
+        raise
+    except Exception as exc:  # a scheduler must get 2 and a reason, not a traceback
+        raise _could_not_run("monitor drift", exc) from None
+    s = result.summary
+    colour = "red" if result.drift else "green"
+    out.console.print(f"verdict: [{colour}]{s['verdict']}[/{colour}] ({s['headline']})")
+    for reason in s["reasons"]:
+        out.console.print(f"  - {reason}")
+    if s["sampled"]:
+        out.console.print(f"[dim]sampled: {s['sampled']}[/dim]")
+    for note in s["notes"]:
+        out.console.print(f"[dim]note:[/dim] {note}")
+    out.wrote("drift report", result.folder / "report.html")
+    out.wrote("summary", result.folder / "summary.json")
+    out.wrote("reports index", settings.reports_path / "index.html")
+    if result.drift:
+        cur = s["windows"]["current"]
+        alert_id = _notify(
+            settings,
+            "drift.detected",
+            {
+                "model": s["model"],
+                "verdict": s["verdict"],
+                "reasons": s["reasons"],
+                "share_drifted": s["share_drifted"],
+                "segments_moved": s["segments_moved"][:5],
+                "window": cur,
+                "report": str(result.folder / "report.html"),
+            },
+            s["headline"],
+            f"drift:{s['model']['version']}:{cur['source']}:{cur['start']}:{cur['end']}",
+        )
+        out.console.print(f"alert {alert_id} (drift.detected)")
+        raise typer.Exit(1)
+
+
+@monitor_app.command("performance")
+def monitor_performance(
+    ctx: typer.Context,
+    data: DataArg,
+    batch: Annotated[
+        list[Path] | None,
+        typer.Option(help="`npsrisk score` outputs whose predictions to judge (repeatable)."),
+    ] = None,
+    log: Annotated[bool, typer.Option(help="Also judge the inference log's predictions.")] = True,
+    model_version: ModelVersionOption = None,
+) -> None:
+    """Realized performance: predictions joined with the outcomes DATA shows since, per period
+    and segment, vs training-time figures and the CBPE estimate.
+
+    Exit code 0: no decay; 1: decay (an alert is raised); 2: could not run."""
+    from monitoring.performance_report import run_performance
+    from monitoring.reference import load_reference
+    from npsrisk.outputs import new_report_dir
+
+    settings = _settings(ctx)
+    reference = load_reference(settings, model_version)
+    try:
+        with out.steps(2, "monitor performance") as step:
+            step("joining predictions with outcomes")
+            result = run_performance(
+                settings,
+                reference,
+                data,
+                list(batch or []),
+                log,
+                new_report_dir(settings, "performance"),
+            )
+            step("writing the report")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise _could_not_run("monitor performance", exc) from None
+    s = result.summary
+    table = result.table
+    shown = [
+        c
+        for c in (
+            "period",
+            "n",
+            "churn_rate",
+            "expected_churn_rate",
+            "roc_auc",
+            "expected_roc_auc",
+            "training_roc_auc",
+            "mae",
+            "training_mae",
+            "predicted_nps",
+        )
+        if c in table
+    ]
+    overall = table[table["segment"] == "all"][shown].reset_index(drop=True)
+    out.print_frame(overall, title="Realized vs estimated (CBPE) vs training")
+    colour = "red" if result.decayed else "green"
+    out.console.print(f"verdict: [{colour}]{s['verdict']}[/{colour}]")
+    for reason in s["reasons"][:10]:
+        out.console.print(f"  - {reason}")
+    for note in s["notes"]:
+        out.console.print(f"[dim]note:[/dim] {note}")
+    out.wrote("performance report", result.folder / "report.html")
+    out.wrote("reports index", settings.reports_path / "index.html")
+    if result.decayed:
+        alert_id = _notify(
+            settings,
+            "performance.decayed",
+            {
+                "model": s["model"],
+                "reasons": s["reasons"][:10],
+                "periods": [p["period"] for p in s["periods"]],
+                "report": str(result.folder / "report.html"),
+            },
+            s["headline"],
+            f"decay:{s['model']['version']}:{','.join(p['period'] for p in s['periods'])}",
+        )
+        out.console.print(f"alert {alert_id} (performance.decayed)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def retrain(
+    ctx: typer.Context,
+    data: DataArg,
+    if_needed: Annotated[
+        bool,
+        typer.Option(
+            "--if-needed",
+            help="Retrain only on drift, decay, or a champion older than "
+            "monitoring.max_model_age_days.",
+        ),
+    ] = False,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="Ground truth for the oracle (default: DATA/ground_truth on demo data)."),
+    ] = None,
+) -> None:
+    """Retrain on the latest data (through the same gate as `train`) when monitoring says so."""
+    from datetime import UTC, datetime
+
+    from demo.generator import find_ground_truth
+    from monitoring.drift_report import run_drift
+    from monitoring.reference import load_reference
+    from monitoring.retrain import (
+        Triggers,
+        decide_triggers,
+        latest_summary,
+        model_age_days,
+        record_trigger,
+        write_retrain_report,
+    )
+    from monitoring.windows import window_from_data
+    from npsrisk.outputs import new_report_dir
+    from training.pipeline import train as run_training
+
+    settings = _settings(ctx)
+    triggers = Triggers()
+    version = None
+    if if_needed:
+        reference = load_reference(settings)
+        version = reference.version
+        with out.steps(2, "retrain --if-needed") as step:
+            step("drift of the latest data against the champion's reference")
+            drifted = run_drift(
+                settings,
+                reference,
+                window_from_data(data, reference, None),
+                new_report_dir(settings, "drift"),
+            )
+            drift = {**drifted.summary, "_folder": drifted.folder}
+            step("reading the latest performance report")
+            performance = latest_summary(settings.reports_path, "performance", version)
+        triggers = decide_triggers(
+            drift,
+            performance,
+            model_age_days(reference.trained_at),
+            settings.monitoring.max_model_age_days,
+        )
+        for kind, verdict in triggers.verdicts.items():
+            out.console.print(f"{kind}: {verdict}")
+        if triggers.age_days is not None:
+            out.console.print(f"champion v{version} is {triggers.age_days:.1f} days old")
+    folder = new_report_dir(settings, "retrain")
+    summary = {
+        "kind": "retrain",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {"name": settings.registry.model_name, "version": version},
+        "reasons": triggers.reasons,
+        "reports": triggers.reports,
+        "if_needed": if_needed,
+    }
+    if if_needed and not triggers.needed:
+        summary |= {"verdict": "not needed", "headline": "no drift, no decay, model not too old"}
+        write_retrain_report(settings, folder, summary)
+        out.console.print("decision: [green]no retrain needed[/green]")
+        out.wrote("retrain decision", folder / "report.html")
+        return
+    for reason in triggers.reasons:
+        out.console.print(f"trigger: {reason}")
+    truth_path = truth or find_ground_truth(data)
+    with out.steps(8, "retrain") as step:
+        result = run_training(data, settings, None, truth_path, progress=step)
+    record_trigger(settings, result.run_id, triggers, if_needed)
+    verdict = "promoted" if result.promoted else "kept as challenger"
+    summary |= {
+        "verdict": verdict,
+        "headline": f"v{result.model_version} {verdict}: " + "; ".join(result.reasons),
+        "model": {"name": result.model_name, "version": result.model_version},
+        "training": {
+            "run_id": result.run_id,
+            "promoted": result.promoted,
+            "reasons": result.reasons,
+        },
+    }
+    write_retrain_report(settings, folder, summary)
+    colour = "green" if result.promoted else "yellow"
+    out.console.print(
+        f"decision: retrained; model {result.model_name} v{result.model_version} "
+        f"[{colour}]{verdict}[/{colour}]: " + "; ".join(result.reasons)
+    )
+    out.console.print(f"MLflow run {result.run_id} records the trigger (tag retrain.trigger)")
+    out.wrote("retrain decision", folder / "report.html")
+    out.wrote("evaluation report and plots", result.report_dir)
+
+
 @app.command("config")
 def show_config(ctx: typer.Context) -> None:
     """Print the effective settings (YAML file plus NPSRISK_* environment overrides)."""
@@ -675,6 +990,7 @@ def show_config(ctx: typer.Context) -> None:
 
 # The success team's commands (presurvey, at-risk, forecast, outcomes, owners, interventions).
 _register_act(app)
+_register_review(app)
 
 
 def main() -> None:

@@ -206,6 +206,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Only this intervention status ('none': no intervention)."),
         ] = None,
         top_k: Annotated[int, typer.Option(min=1, max=20, help="Drivers per target.")] = 3,
+        newly_at_risk: Annotated[
+            bool,
+            typer.Option(help="Only customers whose tier rose since the last materialization."),
+        ] = False,
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write CSV/Parquet instead of a table.")
         ] = None,
@@ -217,7 +221,15 @@ def register(app: typer.Typer) -> None:
         acting = _acting(settings)
         state = _state(settings)
         query = AtRiskQuery(
-            sort, not ascending, min_tier, _segments(segment), owner, status, offset, limit
+            sort,
+            not ascending,
+            min_tier,
+            _segments(segment),
+            owner,
+            status,
+            offset,
+            limit,
+            newly_at_risk,
         )
         try:
             page, total, _ = acting.at_risk_page(state, query, top_k)
@@ -235,7 +247,6 @@ def register(app: typer.Typer) -> None:
                     "p_passive",
                     "p_promoter",
                     "p_response",
-                    "previous_risk_tier",
                 )
                 if c in page
             ]
@@ -254,6 +265,7 @@ def register(app: typer.Typer) -> None:
                 "revenue_at_risk",
                 "owner",
                 "intervention_status",
+                "churn_change",
                 "drivers",
             ]
         ]
@@ -493,3 +505,101 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         out.console.print(f"{n:,} interventions moved to {to_owner}")
+
+
+def register_review(app: typer.Typer) -> None:
+    @app.command()
+    def review(
+        ctx: typer.Context,
+        data: Annotated[Path, typer.Argument(help="Contract tables.")],
+        weekly: Annotated[bool, typer.Option("--weekly", help="Last 7 days' detractors.")] = False,
+        monthly: Annotated[bool, typer.Option("--monthly", help="Trend and top themes.")] = False,
+        quarterly: Annotated[
+            bool, typer.Option("--quarterly", help="NPS tied to retention and MRR.")
+        ] = False,
+        as_of: Annotated[
+            str | None, typer.Option(help="Review date; default: the data's end.")
+        ] = None,
+    ) -> None:
+        """The NPS programme's weekly, monthly or quarterly review (tables and CSV files)."""
+        import pandas as pd
+
+        from features.loading import load_tables
+        from features.validation import validate_tables
+        from interventions import review as r
+        from npsrisk.outputs import new_report_dir
+        from serving.state import NotReadyError, load_champion
+        from text_analytics.signals import extract_customer_texts
+        from training.snapshots import data_window
+
+        if sum((weekly, monthly, quarterly)) != 1:
+            raise ConfigError("choose one of --weekly, --monthly, --quarterly")
+        settings = _settings(ctx)
+        tables = validate_tables(load_tables(data))
+        when = pd.Timestamp(_date(as_of, "--as-of")) if as_of else data_window(tables)[1]
+        if not tables.has("nps_responses"):
+            raise ConfigError(f"{data} has no nps_responses: there is nothing to review")
+        responses = tables["nps_responses"]
+        acting = _acting(settings)
+        folder = new_report_dir(
+            settings, f"review-{'weekly' if weekly else 'monthly' if monthly else 'quarterly'}"
+        )
+        if weekly or monthly:
+            try:
+                scorer = load_champion(settings).bundle.text
+            except NotReadyError:
+                scorer = None
+            if scorer is None:
+                raise ConfigError(
+                    "the review codes themes with the champion's text model: "
+                    "run `npsrisk train DATA` with text.features on"
+                )
+            messages = scorer.score(extract_customer_texts(tables.frames), "text")
+            scored = scorer.score(responses.assign(comment=responses.get("comment")), "comment")
+        if weekly:
+            owners = acting.store.owners_by_customer()
+            comments, themes = r.weekly_review(scored, messages, when, owners)
+            _write_frame(comments, folder / "detractor_comments.csv")
+            _write_frame(themes, folder / "repeating_themes.csv")
+            unassigned = int((comments["follow_up"] == "unassigned").sum())
+            out.console.print(
+                f"{len(comments):,} detractor answers in the 7 days to {when.date()}, "
+                f"{unassigned:,} without an assigned follow-up"
+            )
+            out.print_frame(comments.head(20).set_index("customer_id"), title="Detractor comments")
+            out.print_frame(themes.set_index("theme"), title="Themes repeating 3+ times")
+        elif monthly:
+            trend, themes = r.monthly_review(
+                scored, messages, tables["customers"], when, settings.interventions.segment_columns
+            )
+            _write_frame(trend, folder / "nps_trend.csv")
+            _write_frame(themes, folder / "top_detractor_themes.csv")
+            pivot = trend.pivot_table(index=["segment", "value"], columns="month", values="nps")
+            out.print_frame(pivot, title="NPS by month and segment", digits=1)
+            out.print_frame(themes.set_index("theme"), title="Top 3 detractor themes (30 days)")
+        else:
+            rows, _ = acting.store.list(limit=1_000_000, history=False)
+            followed = {x["customer_id"] for x in rows if x["status"] in ("contacted", "resolved")}
+            churn = (
+                tables["churn"]
+                if tables.has("churn")
+                else pd.DataFrame(columns=["customer_id", "churned_at"])
+            )
+            s = settings.interventions
+            table = r.quarterly_review(
+                responses,
+                churn,
+                tables["customers"],
+                when,
+                followed,
+                s.bootstrap_samples,
+                s.interval,
+                settings.training.seed,
+            )
+            _write_frame(table, folder / "nps_and_revenue.csv")
+            out.print_frame(
+                table.set_index("group"),
+                title=f"Quarter to {when.date()}: retention by NPS category",
+                digits=3,
+            )
+        out.wrote("review", folder)

@@ -399,9 +399,16 @@ class MonitoringSettings(_Section):
         "drifts, or a prediction drifts, or a segment moved.",
     )
     by_construction: list[str] = Field(
-        default=["tenure_days", "days_since_signup", "nps_last_age_days"],
-        description="Features that drift by construction as time passes: reported, never "
-        "raising the verdict.",
+        default=[
+            "tenure_days",
+            "days_since_signup",
+            "nps_last_age_days",
+            "nps_responses",
+            "*_days_since_active",
+            "usage_*_trend",
+        ],
+        description="Features (names or shell patterns) that move with the calendar: "
+        "reported, never raising the verdict.",
     )
     segment_columns: list[str] = Field(
         default=["plan_tier", "region", "tenure_band"],

@@ -70,9 +70,15 @@ def base_frame(
     risk_tier, mrr, revenue_at_risk, p_response (NaN without a response model), themes, and
     the segment columns the store holds.
     """
+    return _cached_frame(state, tiers, segment_columns, "base")
+
+
+def _cached_frame(
+    state: ServingState, tiers: RiskTierSettings, segment_columns: Sequence[str], slot: str
+) -> pd.DataFrame:
     key = (id(state), tiers, tuple(segment_columns))
     with _cache_lock:
-        hit = _cache.get("base")
+        hit = _cache.get(slot)
         if hit is not None and hit[0] == key and hit[1] is state:
             return hit[2]
     bundle = state.champion.bundle
@@ -103,8 +109,31 @@ def base_frame(
         if c in state.store.columns:
             frame[c] = state.store.columns[c]
     with _cache_lock:
-        _cache["base"] = (key, state, frame)
+        _cache[slot] = (key, state, frame)
     return frame
+
+
+def previous_frame(state: ServingState, tiers: RiskTierSettings) -> tuple[pd.DataFrame, str] | None:
+    """The base scored by the same model on the previous materialization (kept beside the
+    current one), and its as-of date; None when there is no earlier store."""
+    from features.store import FeatureStore, store_dir
+
+    folder = store_dir(state.store.path.parent.parent)
+    older = sorted(
+        (p for p in folder.glob("features-*.duckdb") if p != state.store.path),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not older:
+        return None
+    with _cache_lock:
+        hit = _cache.get("previous_state")
+    if hit is not None and hit[0] == (older[-1], id(state.champion)):
+        previous = hit[1]
+    else:
+        previous = ServingState.build(state.champion, FeatureStore.read(older[-1]))
+        with _cache_lock:
+            _cache["previous_state"] = ((older[-1], id(state.champion)), previous)
+    return _cached_frame(previous, tiers, (), "previous"), previous.store.features_as_of
 
 
 def drivers_of(
@@ -253,7 +282,7 @@ class Acting:
     # --- at-risk ------------------------------------------------------------------------
     def at_risk_page(self, state: ServingState, query, top_k: int = 3):
         """(page frame with drivers, total) for an AtRiskQuery."""
-        from interventions.at_risk import rank_at_risk
+        from interventions.at_risk import AtRiskQueryError, rank_at_risk
 
         s = self.settings.interventions
         columns = list(dict.fromkeys([*s.segment_columns, *(query.segments or {})]))
@@ -263,7 +292,25 @@ class Acting:
             [c for c in columns if c in state.store.columns],
         )
         owners = {**self.owners().account_owner, **self.store.owners_by_customer()}
-        page, total = rank_at_risk(frame, query, owners, self.store.statuses_by_customer())
+        previous = previous_frame(state, self.settings.serving.risk_tiers)
+        if previous is None and query.newly_at_risk:
+            raise AtRiskQueryError(
+                "newly at risk needs an earlier materialization to compare with: run "
+                "`npsrisk materialize DATA` again after new data arrives"
+            )
+        before = previous[0] if previous is not None else None
+        page, total = rank_at_risk(
+            frame,
+            query,
+            owners,
+            self.store.statuses_by_customer(),
+            dict(zip(before["customer_id"], before["risk_tier"], strict=True))
+            if before is not None
+            else None,
+            dict(zip(before["customer_id"], before["churn_probability"], strict=True))
+            if before is not None
+            else None,
+        )
         drivers = drivers_of(
             state, page["customer_id"].tolist(), self.settings.serving.risk_tiers, top_k
         )
@@ -282,6 +329,7 @@ class Acting:
             intervention_status=request.intervention_status,
             offset=request.offset,
             limit=request.limit,
+            newly_at_risk=request.newly_at_risk,
         )
         try:
             page, total, seg_cols = self.at_risk_page(state, query, request.top_k)
@@ -294,13 +342,7 @@ class Acting:
                 "themes": list(row["themes"]),
             }
             row["segments"] = {c: row.pop(c) for c in seg_cols if c in row}
-            for extra in (
-                "p_detractor",
-                "p_passive",
-                "p_promoter",
-                "p_response",
-                "previous_risk_tier",
-            ):
+            for extra in ("p_detractor", "p_passive", "p_promoter", "p_response"):
                 row.pop(extra, None)
             items.append(row)
         return 200, {

@@ -129,3 +129,23 @@ def score_source(
             writer.close()
     tmp.replace(out)  # readers never see a half-written file
     return BatchResult(out, done, run)
+
+
+def read_batch_output(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A `npsrisk score` output, read back: the columns asked for (default: all but
+    ``drivers``, whose encoding is the writer's business), ``drivers`` as JSON text if asked."""
+    path = Path(path)
+    wanted = [c for c in (columns or COLUMNS) if columns is not None or c != "drivers"]
+    if path.suffix.lower() == ".parquet":
+        available = pq.read_schema(path).names
+        frame = pd.read_parquet(path, columns=[c for c in wanted if c in available])
+    else:
+        frame = pd.read_csv(path, usecols=lambda c: c in wanted, dtype={"model_version": str})
+    if "drivers" in frame:
+        frame["drivers"] = [
+            d if d is None or isinstance(d, str) else json.dumps(list(d), default=str)
+            for d in frame["drivers"]
+        ]
+    if "model_version" in frame:
+        frame["model_version"] = frame["model_version"].astype(str)
+    return frame

@@ -306,6 +306,11 @@ class AtRiskRequest(BaseModel):
         description="Segment filters, e.g. plan_tier=enterprise (comma-separated: any of).",
     )
     top_k: int = Field(3, ge=1, le=20)
+    newly_at_risk: bool = Field(
+        False,
+        description="Only customers whose tier rose to medium or high since the previous "
+        "materialization.",
+    )
 
 
 class AtRiskItem(BaseModel):
@@ -319,6 +324,12 @@ class AtRiskItem(BaseModel):
     segments: dict[str, FeatureValue]
     owner: str | None
     intervention_status: str
+    previous_risk_tier: Tier | None = Field(
+        description="The tier at the previous materialization (null: not scored then)."
+    )
+    churn_change: float | None = Field(
+        description="Churn probability now minus at the previous materialization."
+    )
     themes: list[str]
     drivers: list[Driver]
 

@@ -18,6 +18,7 @@ from features.catalog import learn_catalog
 from features.contract import NPS_CATEGORIES
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
+from monitoring.reference import log_reference
 from npsrisk.outputs import new_report_dir, utc_stamp
 from npsrisk.settings import Settings
 from text_analytics.signals import TextScorer
@@ -557,6 +558,7 @@ def train(
         mlflow.log_artifacts(str(eval_dir), "evaluation")
         mlflow.log_artifacts(str(plot_dir), "plots")
         mlflow.log_artifact(str(report_dir / "features.json"))
+        log_reference(valid, predictions[MODEL], fitted.bundle, settings)  # monitoring baseline
 
         example = valid[fitted.bundle.features].head(5).copy()
         for column in plan.categorical:

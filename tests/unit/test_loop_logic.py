@@ -90,7 +90,13 @@ def test_rank_at_risk(query, expected, total):
         owners={"a": "ana", "b": "ana", "c": "bo"},
         statuses={"a": "contacted", "b": "planned"},
         previous_tiers={"a": "high", "c": "low", "b": "low"},
+        previous_churn={"a": 0.4, "c": 0.1},
     )
+    changes = dict(zip(page["customer_id"], page["churn_change"], strict=True))
+    if "a" in changes:
+        assert changes["a"] == pytest.approx(0.1)
+    if "d" in changes:
+        assert np.isnan(changes["d"])  # not scored before
     assert page["customer_id"].tolist() == expected
     assert n == total
     assert page["rank"].tolist() == list(range(query.offset + 1, query.offset + 1 + len(page)))

@@ -128,7 +128,7 @@ def test_plan_records_seed_and_control_gets_no_outreach():
     schedule = [(c, date(2025, 7, 20)) for c in preds]
     a = plan(schedule, preds, contexts, seed=11)
     b = plan(schedule, preds, contexts, seed=11)
-    assert a.seed == 11 and a.wave_id == b.wave_id
+    assert a.seed == 11 and a.wave_id != b.wave_id  # a new wave, the same assignment
     assert [i.arm for i in a.items] == [i.arm for i in b.items]
     control = [i for i in a.items if i.arm == ARM_CONTROL]
     treated = [i for i in a.items if i.arm == ARM_TREATMENT]

@@ -1,0 +1,198 @@
+"""`npsrisk monitor drift|performance` and `npsrisk retrain` as a user runs them, on the
+session's trained demo model and a real MLflow store: verdicts, exit codes, reports, alerts,
+the promotion gate both ways."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alerts import list_alerts
+from db import open_database
+from monitoring.performance import realized_metrics
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+CLI = [sys.executable, "-c", "from npsrisk.cli import main; main()"]
+
+
+def npsrisk(home: Path, *args: str, env: dict[str, str] | None = None):
+    full = {
+        **os.environ,
+        "NPSRISK_HOME": str(home),
+        "NPSRISK_TRAINING__LIGHTGBM__N_ESTIMATORS": "300",
+        "NPSRISK_TRAINING__LIGHTGBM__EARLY_STOPPING_ROUNDS": "30",
+        "COLUMNS": "200",
+        **(env or {}),
+    }
+    return subprocess.run([*CLI, *args], env=full, capture_output=True, text=True, timeout=900)
+
+
+def _summary(home: Path, kind: str) -> dict:
+    latest = sorted((home / "reports" / kind).glob("*/summary.json"))[-1]
+    return json.loads(latest.read_text())
+
+
+@pytest.fixture(scope="module")
+def last_valid_as_of(trained) -> str:
+    from monitoring.reference import load_reference
+
+    settings, _ = trained
+    return str(load_reference(settings).frame["as_of"].max().date())
+
+
+@pytest.fixture(scope="module")
+def scored(trained, demo_path, last_valid_as_of, tmp_path_factory) -> Path:
+    settings, _ = trained
+    path = tmp_path_factory.mktemp("scored") / "scores.parquet"
+    done = npsrisk(
+        settings.home_path, "score", str(demo_path), "--out", str(path), "--as-of",
+        last_valid_as_of, "--no-explain",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_the_reference_window_itself_shows_no_drift_and_exits_0(
+    trained, demo_path, last_valid_as_of
+):
+    settings, _ = trained
+    done = npsrisk(
+        settings.home_path, "monitor", "drift", "--data", str(demo_path), "--as-of",
+        last_valid_as_of,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = _summary(settings.home_path, "drift")
+    assert summary["verdict"] == "no drift" and summary["segments_moved"] == []
+    assert summary["windows"]["current"]["end"] == last_valid_as_of
+    assert summary["rows"]["current"] > 100 and summary["segment_tests"] > 50
+    assert {p["column"] for p in summary["predictions"]} >= {"churn_probability", "nps_category"}
+    folder = sorted((settings.home_path / "reports" / "drift").glob("*"))[-1]
+    assert "Verdict" in (folder / "report.html").read_text()
+    assert (folder / "evidently.html").stat().st_size > 10_000
+    index = (settings.home_path / "reports" / "index.html").read_text()
+    assert folder.name in index and "no drift" in index
+    assert "wrote drift report" in done.stdout
+
+
+def test_shifted_predictions_drift_exit_1_and_raise_an_alert(trained, scored, tmp_path):
+    settings, _ = trained
+    calm = npsrisk(settings.home_path, "monitor", "drift", "--batch", str(scored))
+    assert calm.returncode == 0, calm.stdout + calm.stderr
+    frame = pd.read_parquet(scored)
+    frame["churn_probability"] = np.clip(frame["churn_probability"] * 2.5, 0, 1)
+    shifted = tmp_path / "shifted.parquet"
+    frame.to_parquet(shifted)
+    done = npsrisk(settings.home_path, "monitor", "drift", "--batch", str(shifted))
+    assert done.returncode == 1, done.stdout + done.stderr
+    summary = _summary(settings.home_path, "drift")
+    assert summary["verdict"] == "drift"
+    churn = next(p for p in summary["predictions"] if p["column"] == "churn_probability")
+    assert churn["drifted"] and churn["score"] > 0.1
+    assert any("predictions, not features" in n for n in summary["notes"])
+    db = open_database(settings)
+    alerts = [a for a in list_alerts(db, alert_type="drift.detected")]
+    db.dispose()
+    assert alerts and alerts[0].body["data"]["verdict"] == "drift"
+    assert alerts[0].status == "sent"  # console and file, delivered by the command itself
+    lines = settings.alerts_file_path.read_text().splitlines()
+    assert alerts[0].id in {json.loads(line)["id"] for line in lines}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "/nonexistent/scores.parquet"], "does not exist"),
+        (["--batch", "a.parquet", "--data", "b"], "give one window"),
+        (["--data", "/nonexistent/export"], "nonexistent"),
+    ],
+)
+def test_drift_that_cannot_run_exits_2_with_the_reason(trained, args, message):
+    settings, _ = trained
+    done = npsrisk(settings.home_path, "monitor", "drift", *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_home_without_a_model_exits_2(tmp_path):
+    done = npsrisk(tmp_path / "empty", "monitor", "drift")
+    assert done.returncode == 2 and "npsrisk train" in done.stderr
+
+
+def test_realized_performance_on_known_outcomes(trained, demo_path, scored, last_valid_as_of):
+    from monitoring.reference import load_reference
+
+    settings, _ = trained
+    done = npsrisk(
+        settings.home_path, "monitor", "performance", str(demo_path), "--batch", str(scored),
+        "--no-log",
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    summary = _summary(settings.home_path, "performance")
+    (period,) = summary["periods"]
+    assert period["period"] == last_valid_as_of
+    # The same customers, features and outcomes the training run held out at that date.
+    ref = load_reference(settings).frame
+    expected = realized_metrics(ref[ref["as_of"] == pd.Timestamp(last_valid_as_of)])
+    assert period["n"] == expected["n"]
+    assert period["roc_auc"] == pytest.approx(expected["roc_auc"], abs=1e-6)
+    assert period["mae"] == pytest.approx(expected["mae"], abs=1e-6)
+    assert abs(period["expected_churn_rate"] - period["churn_rate"]) < 0.05
+    assert summary["verdict"] == ("decay" if done.returncode == 1 else "no decay")
+    table = pd.read_csv(
+        sorted((settings.home_path / "reports" / "performance").glob("*"))[-1] / "performance.csv"
+    )
+    assert {"plan_tier", "region", "tenure_band"} <= set(table["segment"])
+
+
+def test_retrain_gate_both_ways(demo_path, tmp_path):
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    weak = {
+        "NPSRISK_TRAINING__LIGHTGBM__N_ESTIMATORS": "3",
+        "NPSRISK_TRAINING__LIGHTGBM__LEARNING_RATE": "0.01",
+    }
+    first = npsrisk(home, "train", str(demo_path), env=weak)
+    assert first.returncode == 0, first.stderr
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+    promoted = npsrisk(home, "retrain", str(demo_path))
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "promoted" in promoted.stdout
+    assert client.get_model_version_by_alias("npsrisk", "champion").version == "2"
+    run = client.get_run(client.get_model_version("npsrisk", "2").run_id)
+    assert run.data.tags["retrain.trigger"] == "unconditional retrain"
+    assert run.data.tags["promotion"] == "champion"
+
+    # Every column drifts at a tiny threshold: the drift trigger fires, the same settings
+    # retrain an identical model, and the gate keeps the champion.
+    hair_trigger = {
+        "NPSRISK_MONITORING__NUMERICAL_THRESHOLD": "0.000001",
+        "NPSRISK_MONITORING__CATEGORICAL_THRESHOLD": "0.000001",
+    }
+    kept = npsrisk(home, "retrain", "--if-needed", str(demo_path), env=hair_trigger)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "trigger: drift" in kept.stdout and "kept as challenger" in kept.stdout
+    assert client.get_model_version_by_alias("npsrisk", "champion").version == "2"
+    run = client.get_run(client.get_model_version("npsrisk", "3").run_id)
+    assert run.data.tags["retrain.trigger"].startswith("drift:")
+    assert run.data.tags["retrain.drift_verdict"] == "drift"
+    assert run.data.tags["promotion"] == "challenger"
+    assert _summary(home, "retrain")["verdict"] == "kept as challenger"
+
+    calm = {
+        "NPSRISK_MONITORING__NUMERICAL_THRESHOLD": "1000",
+        "NPSRISK_MONITORING__CATEGORICAL_THRESHOLD": "1000",
+    }
+    skipped = npsrisk(home, "retrain", "--if-needed", str(demo_path), env=calm)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "no retrain needed" in skipped.stdout
+    assert len(client.search_model_versions("name='npsrisk'")) == 3
+    assert _summary(home, "retrain")["verdict"] == "not needed"
