@@ -10,13 +10,66 @@ from typing import Annotated
 
 import typer
 import yaml
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
 from npsrisk.cli_act import register_review as _register_review
 from npsrisk.settings import ConfigError, Settings, load_settings
 
-app = typer.Typer(
+
+class _Flag(TyperOption):
+    """A flag takes no value: its help shows no ``<bool>`` type."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+
+class _Argument(TyperArgument):
+    """An argument reads ``DATA`` / ``[DATA]`` in the usage line, not ``{data}``."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or self.name.upper()
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+def _plain_help(params: list) -> list:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.is_bool_flag:
+            param.__class__ = _Flag
+        elif isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    command_class = _Command
+
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Typer whose groups and commands print plain help (see ``_plain_help``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(
     name="npsrisk",
     help="Predict next NPS and churn risk per customer, explain it, and act before the survey.",
     no_args_is_help=True,
@@ -58,7 +111,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
     months: Annotated[int, typer.Option(min=4, max=120, help="Months of history.")] = 24,
     start: Annotated[
-        str, typer.Option(help="First day of the history (YYYY-MM-DD).")
+        str, typer.Option(metavar="YYYY-MM-DD", help="First day of the history.")
     ] = "2024-01-01",
     bad_rows: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of contract-breaking rows to inject.")
@@ -130,7 +183,7 @@ def validate(
     from npsrisk.outputs import new_report_dir
 
     settings = _settings(ctx)
-    validated = validate_tables(load_tables(data))
+    validated = validate_tables(load_tables(data), settings.data)
     target = report_dir or new_report_dir(settings, "validation")
     write_validation_report(validated, target)
     report = validated.report
@@ -247,7 +300,10 @@ def _champion(settings: Settings):
 
 
 AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="As-of date (YYYY-MM-DD); default: the latest data.")
+    str | None,
+    typer.Option(
+        "--as-of", metavar="YYYY-MM-DD", help="As-of date; default: the latest date in the data."
+    ),
 ]
 
 
@@ -260,6 +316,14 @@ def _as_of_date(value: str | None) -> pd.Timestamp | None:  # noqa: F821
         return pd.Timestamp(date.fromisoformat(value))
     except ValueError:
         raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
+
+
+def _report_capped(capped: int, scorer) -> None:
+    if capped:
+        out.console.print(
+            f"[yellow]{capped:,} messages were longer than {scorer.max_chars:,} characters: "
+            "only their beginning was scored[/yellow] (text.max_message_chars)"
+        )
 
 
 def _report_set_aside(run) -> None:
@@ -286,6 +350,7 @@ def materialize(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -> 
             when,
             champion.card.version,
             progress=update,
+            data=settings.data,
         )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
@@ -321,6 +386,7 @@ def score(
             top_k,
             settings.serving.risk_tiers,
             progress=update,
+            data=settings.data,
         )
     _report_set_aside(result.run)
     out.console.print(
@@ -399,10 +465,8 @@ def serve(
     raise typer.Exit(server.wait())
 
 
-text_app = typer.Typer(
-    help="Text analytics: the satisfaction model and themes.", no_args_is_help=True
-)
-report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
+text_app = _Typer(help="Text analytics: the satisfaction model and themes.", no_args_is_help=True)
+report_app = _Typer(help="Reports for people.", no_args_is_help=True)
 app.add_typer(text_app, name="text")
 app.add_typer(report_app, name="report")
 
@@ -425,7 +489,7 @@ def text_evaluate(
     from text_analytics.themes import evaluate_themes, load_taxonomy
 
     settings = _settings(ctx)
-    tables = validate_tables(load_tables(data))
+    tables = validate_tables(load_tables(data), settings.data)
     if not tables.has("nps_responses") or "comment" not in tables["nps_responses"]:
         raise ConfigError(
             f"{data} has no nps_responses with a comment column: nothing to learn from"
@@ -482,7 +546,7 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
     settings = _settings(ctx)
     with out.steps(3, "report themes") as step:
         step("loading and validating tables")
-        tables = validate_tables(load_tables(data))
+        tables = validate_tables(load_tables(data), settings.data)
         when = _as_of_option(as_of, tables)
         step("scoring customer texts")
         try:
@@ -494,7 +558,10 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
         if scorer is None:
             model = fit_satisfaction_model(nps, min_comments=settings.text.min_comments)
             scorer = TextScorer(
-                model, load_taxonomy(settings.text.taxonomy_path), settings.text.negative_threshold
+                model,
+                load_taxonomy(settings.text.taxonomy_path),
+                settings.text.negative_threshold,
+                settings.text.max_message_chars,
             )
             source = "a text model fitted on this data's comments"
         messages = scorer.score(extract_customer_texts(tables.frames), "text")
@@ -508,8 +575,12 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
             target,
             as_of=when,
             model_description=f"{source}: {scorer.describe()}",
+            labels=scorer.labels,
         )
     out.console.print(f"texts scored with {source} ({scorer.describe()})")
+    _report_capped(
+        messages.attrs.get("capped_messages", 0) + responses.attrs.get("capped_messages", 0), scorer
+    )
     out.wrote("theme report", paths["html"])
     out.wrote("tables (CSV)", target)
 
