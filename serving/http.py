@@ -588,17 +588,16 @@ class ApiRouter:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
-        if path in PUBLIC_PATHS and path not in PROBE_PATHS:
-            return await self.app(scope, receive, send)  # /metrics
+        if (path in PUBLIC_PATHS and path not in PROBE_PATHS) or under(
+            path, self.own_auth_prefixes
+        ):
+            return await self.app(scope, receive, send)  # /metrics; /ui checks its sessions
         start = time.perf_counter()
         status = 500
         try:
             if path in PROBE_PATHS and method in ("GET", "HEAD"):
                 status = await self._probe(path, send, head=method == "HEAD")
                 return None
-            if under(path, self.own_auth_prefixes):
-                status = 0  # the page answers (and keys) its own requests
-                return await self.app(scope, receive, send)
             check_key(path, scope["headers"], self.keys, self.admin_keys)
             route = self.routes.get(path)
             if path == "/docs.json" and method in ("GET", "HEAD"):

@@ -37,9 +37,9 @@ ERRORS = {
     "408": "The body did not arrive within serving.body_timeout_seconds.",
     "413": "Request body larger than serving.max_body_bytes.",
     "415": "The body is not sent as JSON (Content-Type: application/json).",
-    "422": "The body is JSON but breaks the schema: wrong types, non-finite numbers, "
-    "unknown keys, out-of-range values; a /predict_features record with a key that is not a "
-    "feature, or a value the model's feature catalogue does not accept (GET /model lists them).",
+    "422": "The body is JSON but breaks the schema (wrong types, non-finite numbers, unknown "
+    "keys, out-of-range values), or a /predict_features record holds a key that is not a "
+    "feature or a value the model's feature catalogue does not accept (GET /model lists them).",
     "429": "Shed under load (serving.max_concurrency): retry after the Retry-After seconds.",
     "431": "Too many or too large request headers.",
     "500": "Unexpected server error (never a stack trace).",

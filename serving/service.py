@@ -557,7 +557,7 @@ class _FrontedService(Service):
             limits=limits,
             spec=_spec,
             spec_key=_model_version,
-            own_auth_prefixes=[UI_PATH],
+            own_auth_prefixes=[UI_PATH],  # the page checks its own sessions
         )
         front = Front(
             router,
@@ -573,5 +573,5 @@ class _FrontedService(Service):
 
 
 NpsRiskService.__class__ = _FrontedService
-# GET /model is answered inside BentoML's app, behind the router's key check.
+# Inside BentoML's app, behind the router's key check: GET /model.
 NpsRiskService.add_asgi_middleware(ModelCardMiddleware, state=_state)
