@@ -52,7 +52,8 @@ def run_schemathesis(
         command += ["--include-path", path]
     for path in exclude:
         command += ["--exclude-path", path]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # cwd: schemathesis keeps a .schemathesis/ cache in its working directory.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=out)
     print(result.stdout[-6000:])
     return result, report
 
