@@ -172,8 +172,13 @@ def plan_wave(
     seed: int,
     lead_time_days: int,
     theme_labels: Mapping[str, str] | None = None,
+    held_out: frozenset[tuple[str, date]] = frozenset(),
 ) -> WavePlan:
-    """The plan for one survey wave. ``owner_of(customer_id, role, context) -> str | None``."""
+    """The plan for one survey wave. ``owner_of(customer_id, role, context) -> str | None``.
+
+    ``held_out``: (customer, survey date) pairs an earlier plan of the same wave put in
+    control; they stay in control, so planning a wave again never dissolves its control group.
+    """
     labels = theme_labels or {}
     items: list[PlanItem] = []
     chosen: dict[str, Any] = {}
@@ -221,8 +226,10 @@ def plan_wave(
         if cid in chosen:  # the same id twice in a schedule: one plan, both rows listed
             continue
         chosen[cid] = choice
-        eligible[cid] = prediction.get("risk_tier")
+        if (cid, survey_date) not in held_out:
+            eligible[cid] = prediction.get("risk_tier")
     arms = assign_control(eligible, control_share, seed)
+    arms.update({cid: ARM_CONTROL for cid in chosen if cid not in eligible})
     first_row: set[str] = set()
     for item in items:
         choice = chosen.get(item.customer_id)

@@ -89,10 +89,33 @@ class InterventionStore:
                 run(c)
         return out
 
+    def held_out(
+        self, customer_ids: Sequence[str], conn: sa.Connection | None = None
+    ) -> frozenset[tuple[str, date]]:
+        """(customer, survey date) pairs already assigned to control in a stored plan."""
+        ids = sorted(set(customer_ids))
+        out: set[tuple[str, date]] = set()
+
+        def run(c: sa.Connection) -> None:
+            for part in _chunks(ids):
+                rows = c.execute(
+                    sa.select(assignments.c.customer_id, assignments.c.survey_date)
+                    .where(assignments.c.customer_id.in_(part))
+                    .where(assignments.c.arm == "control")
+                )
+                out.update((r.customer_id, r.survey_date) for r in rows)
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.engine.connect() as c:
+                run(c)
+        return frozenset(out)
+
     def plan_and_save(
         self,
         customer_ids: Sequence[str],
-        make_plan: Callable[[dict[str, OpenIntervention]], WavePlan],
+        make_plan: Callable[[dict[str, OpenIntervention], frozenset], WavePlan],
         source: str,
         model_version: str | None = None,
         features_as_of: str | None = None,
@@ -105,7 +128,10 @@ class InterventionStore:
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    plan = make_plan(self.open_interventions(customer_ids, conn))
+                    plan = make_plan(
+                        self.open_interventions(customer_ids, conn),
+                        self.held_out(customer_ids, conn),
+                    )
                     ids = self._save(conn, plan, source, model_version, features_as_of)
                 return plan, ids
             except IntegrityError:

@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
             f"{counts.get('treatment', 0):,} to contact, {counts.get('control', 0):,} control, "
             f"{counts.get('open_intervention', 0):,} already open, {counts.get('none', 0):,} "
             f"no playbook, {len(unknown):,} unknown ids, {counts['too_soon']:,} too soon"
-            + (" [dry run: nothing stored]" if dry_run else "")
+            + (" (dry run: nothing stored)" if dry_run else "")
         )
         out.wrote("plan", folder / "plan.csv")
 

@@ -227,7 +227,7 @@ class Acting:
         today = planned_on or datetime.now(UTC).date()
         labels = state.champion.bundle.theme_labels
 
-        def make(open_interventions):
+        def make(open_interventions, held_out=frozenset()):
             return plan_wave(
                 schedule,
                 predictions,
@@ -240,10 +240,15 @@ class Acting:
                 seed=chosen_seed,
                 lead_time_days=s.lead_time_days,
                 theme_labels=labels,
+                held_out=held_out,
             )
 
         if dry_run:
-            return make(self.store.open_interventions(ids)), {}, unknown
+            return (
+                make(self.store.open_interventions(ids), self.store.held_out(ids)),
+                {},
+                unknown,
+            )
         plan, created = self.store.plan_and_save(
             ids, make, source, state.champion.card.version, state.store.features_as_of
         )

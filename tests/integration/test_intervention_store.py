@@ -73,7 +73,7 @@ def prediction(cid: str, tier: str = "high", p_det: float = 0.7) -> dict:
 def planner(ids, predictions, share=0.0, seed=1, owners=None):
     directory = OwnerDirectory(owners or {})
 
-    def make(open_):
+    def make(open_, held_out=frozenset()):
         return plan_wave(
             [(c, SURVEY) for c in ids],
             predictions,
@@ -85,6 +85,7 @@ def planner(ids, predictions, share=0.0, seed=1, owners=None):
             control_share=share,
             seed=seed,
             lead_time_days=5,
+            held_out=held_out,
         )
 
     return make
@@ -309,3 +310,14 @@ def test_events_join_the_shared_outbox_in_the_same_transaction(engine, tmp_path)
 
     body = json.loads(next(b for t, b in rows if t == "intervention.status_changed"))
     assert body["data"]["previous_status"] == "planned" and body["data"]["actor"] == "ana"
+
+
+def test_replanning_a_wave_keeps_its_control_group(engine):
+    store = InterventionStore(engine)
+    ids = [f"C-{i:03d}" for i in range(40)]
+    preds = {c: prediction(c) for c in ids}
+    first, _ = store.plan_and_save(ids, planner(ids, preds, share=0.25, seed=1), "api")
+    control = {i.customer_id for i in first.items if i.arm == ARM_CONTROL}
+    second, created = store.plan_and_save(ids, planner(ids, preds, share=0.25, seed=2), "api")
+    assert control and {i.customer_id for i in second.items if i.arm == ARM_CONTROL} == control
+    assert created == {}  # everyone else already has an open intervention
