@@ -2,6 +2,11 @@
 
     uv run --with vadersentiment python benchmarks/text_throughput.py
     uv run --with vadersentiment python benchmarks/text_throughput.py --messages 200000
+    uv run python benchmarks/text_throughput.py --long-only
+
+The long-message pass scores one 1 MB and one 50 MB message (capped at
+text.max_message_chars, as every run does), the lexicon on a whole 1 MB message, and VADER
+as shipped against the linear one on the same 50 KB text.
 
 Messages are customer-written texts of a demo company (chats, tickets, NPS comments), sampled
 with replacement, so they repeat as real chats do ("thanks", "ok"); every step scores each
@@ -61,13 +66,45 @@ def report(name: str, n: int, seconds: float, floor_seconds: float) -> None:
     )
 
 
+def long_messages(model: SatisfactionModel, taxonomy) -> None:
+    """Time one very long message: capped scoring, and the lexicon uncapped."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from npsrisk.settings import TextSettings
+    from text_analytics.lexicon import _linear_vader
+
+    cap = TextSettings().max_message_chars
+    unit = "This is terrible, awful and broken again. I hate it. "
+    for mb in (1, 50):
+        text = (unit * (mb * 2**20 // len(unit) + 1))[: mb * 2**20]
+        frame = pd.DataFrame({"text": [text]})
+        seconds = timed(lambda f=frame: score_messages(f, "text", fresh(model), taxonomy))
+        print(f"{mb:>3} MB message, scored capped at {cap:,} chars: {seconds:8.3f} s")
+    one_mb = (unit * (2**20 // len(unit) + 1))[: 2**20]
+    uncapped = timed(lambda: VaderLexicon().compound([one_mb]))
+    print(f"  1 MB message, lexicon uncapped (linear): {uncapped:8.2f} s")
+    sample = one_mb[: 50 * 1024]
+    shipped = timed(lambda: SentimentIntensityAnalyzer().polarity_scores(sample))
+    linear = timed(lambda: _linear_vader().polarity_scores(sample))
+    print(
+        f" 50 KB message, VADER as shipped {shipped:.2f} s vs linear {linear:.3f} s "
+        f"({shipped / linear:,.0f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=20_000, help="demo company size")
     parser.add_argument("--unique-messages", type=int, default=100_000, help="no-repeat pass")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--long-only", action="store_true", help="only the long-message pass")
     args = parser.parse_args()
+    if args.long_only:
+        demo = generate_demo(DemoConfig(customers=2000, seed=args.seed))
+        long_messages(fit_satisfaction_model(demo.tables["nps_responses"]), load_taxonomy())
+        print(f"peak memory: {peak_rss_mib():,.0f} MiB")
+        return
 
     print(f"cores: {os.cpu_count()}; demo company of {args.customers:,} customers")
     demo = generate_demo(DemoConfig(customers=args.customers, seed=args.seed))
@@ -109,6 +146,7 @@ def main() -> None:
         timed(lambda: VaderLexicon().compound(unique_texts)),
         unique_floor,
     )
+    long_messages(model, taxonomy)
     print(f"peak memory: {peak_rss_mib():,.0f} MiB")
 
 

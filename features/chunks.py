@@ -38,6 +38,7 @@ class ChunkedRun:
     as_of: pd.Timestamp
     customers: int
     set_aside: dict[str, dict[str, int]] = field(default_factory=dict)
+    capped_messages: int = 0  # texts longer than the model's text cap (scored in part)
 
     def add(self, tables: ValidatedTables) -> None:
         for name, report in tables.report.tables.items():
@@ -50,11 +51,11 @@ class ChunkedRun:
         return sum(sum(c.values()) for c in self.set_aside.values())
 
 
-def active_customer_ids(source: Path, as_of: pd.Timestamp) -> pd.Series:
+def active_customer_ids(source: Path, as_of: pd.Timestamp, data=None) -> pd.Series:
     """Customers signed up and not churned by ``as_of`` (reads customers and churn only)."""
     from training.snapshots import active_customers  # training owns who is active when
 
-    tables = validate_tables(load_tables(source, tables=("customers", "churn")))
+    tables = validate_tables(load_tables(source, tables=("customers", "churn")), data)
     return active_customers(tables, as_of)
 
 
@@ -64,23 +65,31 @@ def feature_chunks(
     as_of: pd.Timestamp | None = None,
     chunk_size: int = CUSTOMER_CHUNK,
     progress: Progress | None = None,
+    data=None,
 ) -> tuple[ChunkedRun, Iterator[pd.DataFrame]]:
     """The run's summary, and the model's feature frames of every active customer, by chunk.
 
     The iterator reads, validates and builds one chunk at a time; the summary fills in as
-    it goes. ``as_of`` defaults to the export's latest date.
+    it goes. ``as_of`` defaults to the export's latest date. ``data`` is the
+    npsrisk.settings.DataSettings validation follows (default: the defaults).
     """
-    when = pd.Timestamp(as_of).normalize() if as_of is not None else latest_date(source)
-    ids = active_customer_ids(source, when)
+    when = pd.Timestamp(as_of).normalize() if as_of is not None else latest_date(source, data)
+    ids = active_customer_ids(source, when, data)
     run = ChunkedRun(when, len(ids))
 
     def chunks() -> Iterator[pd.DataFrame]:
         done = 0
         for start in range(0, len(ids), chunk_size):
             chunk = ids.iloc[start : start + chunk_size]
-            tables = validate_tables(load_tables(source, customer_ids=set(chunk)))
+            tables = validate_tables(load_tables(source, customer_ids=set(chunk)), data)
             run.add(tables)
-            yield model.features_for(tables, pd.DataFrame({"customer_id": chunk, "as_of": when}))
+            features = model.features_for(
+                tables, pd.DataFrame({"customer_id": chunk, "as_of": when})
+            )
+            signals = tables.derived.get("text_signals")
+            if signals is not None:
+                run.capped_messages += int(signals.attrs.get("capped_messages", 0))
+            yield features
             done += len(chunk)
             if progress is not None:
                 progress(done, len(ids))

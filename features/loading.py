@@ -87,10 +87,33 @@ def _csv_format(path: Path) -> ds.CsvFileFormat:
     )
 
 
+def read_fault(path: Path, exc: Exception) -> DataSourceError:
+    """What is wrong with a table file, in words, naming the file."""
+    message = str(exc)
+    size = path.stat().st_size if path.is_file() else None
+    if size == 0:
+        fault = "the file is empty (0 bytes)"
+    elif "magic bytes" in message or "deserialize thrift" in message or "file size" in message:
+        fault = "it is not a complete Parquet file (truncated or corrupt)"
+    elif "Empty CSV" in message:
+        fault = "the CSV file has no header row"
+    elif isinstance(exc, UnicodeDecodeError) or "UTF8" in message or "utf-8" in message:
+        fault = "the file is not UTF-8 text"
+    else:
+        fault = message.strip().splitlines()[-1][:300] if message.strip() else type(exc).__name__
+    return DataSourceError(
+        f"Could not read {path}: {fault}. Export the table again, or move the file out of "
+        "the folder to run without it."
+    )
+
+
 def _dataset(path: Path) -> ds.Dataset:
     """A Parquet or CSV table file, to scan (CSV columns as text: see ``_csv_format``)."""
-    fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
-    return ds.dataset(path, format=fmt)
+    try:
+        fmt = "parquet" if path.suffix.lower() == ".parquet" else _csv_format(path)
+        return ds.dataset(path, format=fmt)
+    except (pa.ArrowException, OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise read_fault(path, exc) from None
 
 
 def _duckdb_column(con: duckdb.DuckDBPyConnection, table: str, wanted: str) -> str | None:
@@ -138,8 +161,10 @@ def _read_folder(
             continue
         try:
             frame = _read_file(path, customer_ids)
+        except DataSourceError:
+            raise
         except Exception as exc:
-            raise DataSourceError(f"Could not read {path}: {exc}") from None
+            raise read_fault(path, exc) from None
         frames[stem] = _normalise_columns(frame)
         if customer_ids is None:  # the lineage hash is of the whole file
             hashes[stem] = _file_hash(path)
@@ -227,20 +252,22 @@ def load_tables(
 TIME_BATCH_ROWS = 1_000_000
 
 
-def latest_date(source: Path) -> pd.Timestamp:
-    """The export's last date: the latest time in any event table, reading only time columns.
-
-    For a large export this is cheap where loading every table would not be.
+def latest_date(source: Path, data=None) -> pd.Timestamp:
+    """The export's last date: the latest plausible time in any event table (see
+    features.validation.DateRange; ``data`` is npsrisk.settings.DataSettings), reading only
+    time columns. For a large export this is cheap where loading every table would not be.
     """
-    from features.validation import to_utc_naive  # validation imports this module
+    from features.validation import DateRange, to_utc_naive  # validation imports this module
 
     source = Path(source).expanduser()
     latest: list[pd.Timestamp] = []
+    dates = DateRange.of(data)
 
     def consider(batches: Iterator[pa.RecordBatch]) -> None:
         # A batch at a time: a 200M-row usage table's times never sit in memory at once.
         for batch in batches:
-            parsed = to_utc_naive(batch.column(0).to_pandas()).dropna()
+            parsed = to_utc_naive(batch.column(0).to_pandas())
+            parsed = parsed[~dates.outside(parsed)].dropna()
             if len(parsed):
                 latest.append(parsed.max())
 
@@ -252,7 +279,10 @@ def latest_date(source: Path) -> pd.Timestamp:
             dataset = _dataset(path)
             column = _physical(dataset.schema.names, spec.time_column)
             if column:
-                consider(dataset.to_batches(columns=[column], batch_size=TIME_BATCH_ROWS))
+                try:
+                    consider(dataset.to_batches(columns=[column], batch_size=TIME_BATCH_ROWS))
+                except (pa.ArrowException, OSError) as exc:
+                    raise read_fault(path, exc) from None
     else:
         con = duckdb.connect(str(source), read_only=True)
         try:

@@ -67,7 +67,8 @@ def write_store(
     folder = store_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC)
-    name = f"features-{features_as_of:%Y%m%d}-{created:%Y%m%dT%H%M%S%fZ}.duckdb"
+    # The process id too: two materializations in the same microsecond get files of their own.
+    name = f"features-{features_as_of:%Y%m%d}-{created:%Y%m%dT%H%M%S%fZ}-{os.getpid()}.duckdb"
     tmp = folder / f".{name}.tmp"
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
@@ -112,10 +113,11 @@ def materialize_features(
     model_version: str | None = None,
     chunk_size: int = CUSTOMER_CHUNK,
     progress: Progress | None = None,
+    data=None,
 ) -> StoreInfo:
     """Build every customer active at ``as_of`` (default: the export's latest date) with the
     model's own features, one slice of customers at a time, and publish them as the store."""
-    run, chunks = feature_chunks(source, model, as_of, chunk_size, progress)
+    run, chunks = feature_chunks(source, model, as_of, chunk_size, progress, data=data)
     parts = list(chunks)
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     plan = FeaturePlan.from_dict(model.plan)

@@ -127,6 +127,58 @@ def to_text(series: pd.Series) -> pd.Series:
     return pd.Series(values, index=series.index, dtype=object)
 
 
+# What pandas can hold (nanoseconds): a Parquet timestamp[us] of year 9999 or 1 is brought to
+# these edges, so that the plausible-range check sets it aside instead of a cast overflowing.
+_NS_EDGES = (np.datetime64("1678-01-01", "us"), np.datetime64("2261-12-31", "us"))
+_ISO_YEAR = r"^\s*([+-]?\d{4,6})-\d{2}-\d{2}"
+
+
+def _within_ns(values: np.ndarray) -> np.ndarray:
+    """datetime64 values of any unit as datetime64[ns], out-of-range ones at the edges."""
+    as_us = values.astype("datetime64[us]")
+    low, high = _NS_EDGES
+    return np.minimum(np.maximum(as_us, low), high).astype("datetime64[ns]")  # NaT stays NaT
+
+
+def _edge_for_year(text: pd.Series) -> pd.Series:
+    """ISO dates pandas cannot hold (year 9999, 0001) at the edges; others NaT."""
+    year = pd.to_numeric(text.str.extract(_ISO_YEAR, expand=False), errors="coerce")
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    low, high = (pd.Timestamp(e) for e in _NS_EDGES)
+    out[(year < low.year).fillna(False).to_numpy(dtype=bool)] = low
+    out[(year > high.year).fillna(False).to_numpy(dtype=bool)] = high
+    return out
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """The dates a row may plausibly carry; rows outside are set aside as
+    ``date_out_of_range`` (year 9999 is a placeholder, 1900 a default, not an event).
+
+    Not before ``data.earliest_date`` (1970-01-01 by default) and not after the day the
+    run reads the export plus ``data.future_margin_days`` (an export holds no future
+    events; the margin absorbs time zones and clock skew).
+    """
+
+    earliest: pd.Timestamp
+    latest: pd.Timestamp
+
+    @classmethod
+    def of(cls, data=None, today: pd.Timestamp | None = None) -> DateRange:
+        from npsrisk.settings import DataSettings
+
+        data = data or DataSettings()
+        today = (today or pd.Timestamp.now(tz="UTC").tz_localize(None)).normalize()
+        latest = today + pd.Timedelta(days=data.future_margin_days + 1) - pd.Timedelta(1, "us")
+        return cls(pd.Timestamp(data.earliest_date), latest)
+
+    def outside(self, typed: pd.Series) -> pd.Series:
+        return typed.notna() & ((typed < self.earliest) | (typed > self.latest))
+
+    def describe(self) -> str:
+        return f"{self.earliest.date()} to {self.latest.date()}"
+
+
 def _floor_us(series: pd.Series) -> pd.Series:
     ns = series.astype("datetime64[ns]").to_numpy().view("i8")
     floored = np.where(ns == np.iinfo("i8").min, ns, ns // 1000 * 1000)  # keep NaT
@@ -139,6 +191,8 @@ def to_utc_naive(series: pd.Series) -> pd.Series:
     if is_datetime64_any_dtype(series):
         if getattr(series.dt, "tz", None) is not None:
             series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        if series.dtype != "datetime64[ns]":  # e.g. Parquet timestamp[us]: may not fit in ns
+            series = pd.Series(_within_ns(series.to_numpy()), index=series.index)
     else:
         text = to_text(series).astype("string")
         # Parsed apart: pandas' ISO8601 parser gives a naive value that follows a zoned one
@@ -156,6 +210,9 @@ def to_utc_naive(series: pd.Series) -> pd.Series:
             parsed[~zoned] = pd.to_datetime(
                 text[~zoned], errors="coerce", format="ISO8601"
             ).to_numpy()
+        failed = parsed.isna().to_numpy() & text.notna().to_numpy(dtype=bool)
+        if failed.any():  # a well-formed date beyond what pandas holds is out of range
+            parsed[failed] = _edge_for_year(text[failed]).to_numpy()
         series = parsed
     # Engines keep microseconds; nanoseconds would be cut differently by each of them.
     return _floor_us(series)
@@ -177,7 +234,9 @@ def _present(raw: pd.Series, allow_tokens: bool) -> pd.Series:
     return pd.Series(present.to_numpy(zero_copy_only=False), index=raw.index)
 
 
-def _coerce(column: Column, raw: pd.Series) -> tuple[pd.Series, list[tuple[str, pd.Series]]]:
+def _coerce(
+    column: Column, raw: pd.Series, dates: DateRange
+) -> tuple[pd.Series, list[tuple[str, pd.Series]]]:
     """The typed column and the (reason, mask) pairs of rows that break its rules."""
     problems: list[tuple[str, pd.Series]] = []
     missing_code = {"id": "missing_id", "date": "missing_date", "timestamp": "missing_date"}.get(
@@ -197,6 +256,7 @@ def _coerce(column: Column, raw: pd.Series) -> tuple[pd.Series, list[tuple[str, 
         present = _present(raw, allow_tokens=False)
         typed = to_utc_naive(raw if bool(present.all()) else raw.where(present))
         problems.append(("unparsable_date", present & typed.isna()))
+        problems.append(("date_out_of_range", dates.outside(typed)))
     else:
         present = _present(raw, allow_tokens=False)
         source = raw if bool(present.all()) else raw.where(present)
@@ -253,10 +313,11 @@ def empty_column(column: Column, index: pd.Index) -> pd.Series:
 
 
 def row_problems(
-    spec: TableSpec, raw: pd.DataFrame
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange
 ) -> tuple[pd.DataFrame, list[tuple[str, pd.Series]]]:
     """Typed contract columns and the (reason, mask) pairs of the rules a row breaks by
-    itself: types, ranges, choices, missing values, a ticket resolved before it was created.
+    itself: types, ranges, choices, missing values, implausible dates (``dates``), a ticket
+    resolved before it was created.
     """
     typed = raw.copy(deep=False)  # columns are replaced, never changed in place
     problems: list[tuple[str, pd.Series]] = []
@@ -264,7 +325,7 @@ def row_problems(
         if column.name not in raw.columns:
             typed[column.name] = empty_column(column, raw.index)
             continue
-        typed[column.name], column_problems = _coerce(column, raw[column.name])
+        typed[column.name], column_problems = _coerce(column, raw[column.name], dates)
         problems.extend(column_problems)
     if spec.name == "tickets":
         problems.append(
@@ -287,6 +348,7 @@ def _validate_table(
     origin: str,
     customer_ids: pd.Index | None,
     signup: pd.Series | None,
+    dates: DateRange,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame, TableReport]:
     n = len(raw)
     raw = raw.reset_index(drop=True)
@@ -306,7 +368,7 @@ def _validate_table(
         report = TableReport(spec.name, origin, n, 0, n, {reason: n}, note)
         return None, quarantined, report
 
-    typed, problems = row_problems(spec, raw)
+    typed, problems = row_problems(spec, raw, dates)
     if spec.name == "churn" and signup is not None:
         joined = typed["customer_id"].map(signup)
         problems.append((CHURNED_BEFORE_SIGNUP, joined.notna() & (typed["churned_at"] < joined)))
@@ -351,14 +413,23 @@ def _validate_table(
     return good, quarantined.reset_index(drop=True), report
 
 
-def validate_tables(raw: RawTables) -> ValidatedTables:
-    """Check every table against the contract; fail only when no customer is usable."""
+def validate_tables(raw: RawTables, data=None) -> ValidatedTables:
+    """Check every table against the contract; fail only when no customer is usable.
+
+    ``data`` (npsrisk.settings.DataSettings) sets the plausible dates (``DateRange``).
+    """
+    dates = DateRange.of(data)
     frames: dict[str, pd.DataFrame] = {}
     quarantine: dict[str, pd.DataFrame] = {}
     reports: dict[str, TableReport] = {}
 
     customers, q, report = _validate_table(
-        TABLES["customers"], raw.frames["customers"], raw.origins.get("customers", ""), None, None
+        TABLES["customers"],
+        raw.frames["customers"],
+        raw.origins.get("customers", ""),
+        None,
+        None,
+        dates,
     )
     quarantine["customers"], reports["customers"] = q, report
     if customers is None or customers.empty:
@@ -374,7 +445,7 @@ def validate_tables(raw: RawTables) -> ValidatedTables:
         if name == "customers" or name not in raw.frames:
             continue
         good, q, report = _validate_table(
-            spec, raw.frames[name], raw.origins.get(name, ""), ids, signup
+            spec, raw.frames[name], raw.origins.get(name, ""), ids, signup, dates
         )
         quarantine[name], reports[name] = q, report
         if good is not None:

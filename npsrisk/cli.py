@@ -10,11 +10,64 @@ from typing import Annotated
 
 import typer
 import yaml
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from npsrisk import console as out
 from npsrisk.settings import ConfigError, Settings, load_settings
 
-app = typer.Typer(
+
+class _Flag(TyperOption):
+    """A flag takes no value: its help shows no ``<bool>`` type."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+
+class _Argument(TyperArgument):
+    """An argument reads ``DATA`` / ``[DATA]`` in the usage line, not ``{data}``."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or self.name.upper()
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+def _plain_help(params: list) -> list:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.is_bool_flag:
+            param.__class__ = _Flag
+        elif isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    command_class = _Command
+
+    def get_params(self, ctx) -> list:
+        return _plain_help(super().get_params(ctx))
+
+
+class _Typer(typer.Typer):
+    """Typer whose groups and commands print plain help (see ``_plain_help``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(
     name="npsrisk",
     help="Predict next NPS and churn risk per customer, explain it, and act before the survey.",
     no_args_is_help=True,
@@ -88,7 +141,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
     months: Annotated[int, typer.Option(min=4, max=120, help="Months of history.")] = 24,
     start: Annotated[
-        str, typer.Option(help="First day of the history (YYYY-MM-DD).")
+        str, typer.Option(metavar="YYYY-MM-DD", help="First day of the history.")
     ] = "2024-01-01",
     bad_rows: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Share of contract-breaking rows to inject.")
@@ -158,11 +211,11 @@ def validate(
         from features.spark import validate_spark, write_quarantine
 
         spark = _spark(settings)
-        validated = validate_spark(spark, data)
+        validated = validate_spark(spark, data, settings.data)
         write_report_files(validated.report, target)
         write_quarantine(validated, str(target.resolve() / "quarantine"))
     else:
-        validated = validate_tables(load_tables(Path(data)))
+        validated = validate_tables(load_tables(Path(data)), settings.data)
         write_validation_report(validated, target)
     report = validated.report
     out.print_frame(report.summary().set_index("table"), title=f"Validation of {data}")
@@ -300,7 +353,10 @@ def _champion(settings: Settings):
 
 
 AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="As-of date (YYYY-MM-DD); default: the latest data.")
+    str | None,
+    typer.Option(
+        "--as-of", metavar="YYYY-MM-DD", help="As-of date; default: the latest date in the data."
+    ),
 ]
 
 
@@ -313,6 +369,14 @@ def _as_of_date(value: str | None) -> pd.Timestamp | None:  # noqa: F821
         return pd.Timestamp(date.fromisoformat(value))
     except ValueError:
         raise ConfigError(f"--as-of must be a date like 2025-06-30, not {value!r}") from None
+
+
+def _report_capped(capped: int, scorer) -> None:
+    if capped:
+        out.console.print(
+            f"[yellow]{capped:,} messages were longer than {scorer.max_chars:,} characters: "
+            "only their beginning was scored[/yellow] (text.max_message_chars)"
+        )
 
 
 def _report_set_aside(run) -> None:
@@ -337,7 +401,13 @@ def materialize(
         from features.spark import materialize_spark
 
         info, report = materialize_spark(
-            _spark(settings), data, champion.bundle, settings.home_path, when, champion.card.version
+            _spark(settings),
+            data,
+            champion.bundle,
+            settings.home_path,
+            when,
+            champion.card.version,
+            settings.data,
         )
         if report.rows_set_aside:
             out.console.print(
@@ -353,6 +423,7 @@ def materialize(
                 when,
                 champion.card.version,
                 progress=update,
+                data=settings.data,
             )
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
@@ -400,6 +471,7 @@ def score(
             top_k,
             settings.serving.risk_tiers,
             progress=update,
+            data=settings.data,
         )
     _report_set_aside(result.run)
     out.console.print(
@@ -428,6 +500,7 @@ def _score_spark(settings: Settings, data: str, out_file: str, as_of, explain, t
             top_k,
             settings.serving.risk_tiers,
             Path(work),
+            data=settings.data,
         )
     if result.rows_set_aside:
         out.console.print(
@@ -502,10 +575,8 @@ def serve(
     raise typer.Exit(server.wait())
 
 
-text_app = typer.Typer(
-    help="Text analytics: the satisfaction model and themes.", no_args_is_help=True
-)
-report_app = typer.Typer(help="Reports for people.", no_args_is_help=True)
+text_app = _Typer(help="Text analytics: the satisfaction model and themes.", no_args_is_help=True)
+report_app = _Typer(help="Reports for people.", no_args_is_help=True)
 app.add_typer(text_app, name="text")
 app.add_typer(report_app, name="report")
 
@@ -528,7 +599,7 @@ def text_evaluate(
     from text_analytics.themes import evaluate_themes, load_taxonomy
 
     settings = _settings(ctx)
-    tables = validate_tables(load_tables(data))
+    tables = validate_tables(load_tables(data), settings.data)
     if not tables.has("nps_responses") or "comment" not in tables["nps_responses"]:
         raise ConfigError(
             f"{data} has no nps_responses with a comment column: nothing to learn from"
@@ -585,7 +656,7 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
     settings = _settings(ctx)
     with out.steps(3, "report themes") as step:
         step("loading and validating tables")
-        tables = validate_tables(load_tables(data))
+        tables = validate_tables(load_tables(data), settings.data)
         when = _as_of_option(as_of, tables)
         step("scoring customer texts")
         try:
@@ -597,7 +668,10 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
         if scorer is None:
             model = fit_satisfaction_model(nps, min_comments=settings.text.min_comments)
             scorer = TextScorer(
-                model, load_taxonomy(settings.text.taxonomy_path), settings.text.negative_threshold
+                model,
+                load_taxonomy(settings.text.taxonomy_path),
+                settings.text.negative_threshold,
+                settings.text.max_message_chars,
             )
             source = "a text model fitted on this data's comments"
         messages = scorer.score(extract_customer_texts(tables.frames), "text")
@@ -611,8 +685,12 @@ def report_themes(ctx: typer.Context, data: DataArg, as_of: AsOfOption = None) -
             target,
             as_of=when,
             model_description=f"{source}: {scorer.describe()}",
+            labels=scorer.labels,
         )
     out.console.print(f"texts scored with {source} ({scorer.describe()})")
+    _report_capped(
+        messages.attrs.get("capped_messages", 0) + responses.attrs.get("capped_messages", 0), scorer
+    )
     out.wrote("theme report", paths["html"])
     out.wrote("tables (CSV)", target)
 

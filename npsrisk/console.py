@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,8 +12,20 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (a pipe, a log file, CI) nothing is wrapped: a path or a message stays on
+# one line, so it can be copied and grepped. Rich would otherwise wrap at 80 columns.
+UNWRAPPED_WIDTH = 1000
+
+
+def make_console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(stderr=stderr, soft_wrap=True, width=UNWRAPPED_WIDTH)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 def quiet_libraries() -> None:

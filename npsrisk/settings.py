@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,16 @@ class DataSettings(_Section):
     personal_data_columns: list[str] = Field(
         default_factory=list,
         description="Extra column names to treat as personal data, on top of the detected ones.",
+    )
+    earliest_date: date = Field(
+        date(1970, 1, 1),
+        description="Rows dated before this are set aside as date_out_of_range.",
+    )
+    future_margin_days: int = Field(
+        7,
+        ge=0,
+        description="Rows dated more than this many days after the day of the run are set "
+        "aside as date_out_of_range (an export holds no future events).",
     )
 
 
@@ -123,6 +134,12 @@ class TextSettings(_Section):
     )
     negative_threshold: float = Field(
         0.5, gt=0, lt=1, description="A message is negative when P(detractor) reaches this."
+    )
+    max_message_chars: int = Field(
+        5000,
+        ge=100,
+        description="Only the first this many characters of a message are scored (a pasted "
+        "log is not a message); runs say how many messages were capped. Fixed at training.",
     )
 
 

@@ -194,13 +194,14 @@ def score_source(
     tiers: RiskTierSettings,
     chunk_size: int = CUSTOMER_CHUNK,
     progress: Progress | None = None,
+    data=None,
 ) -> BatchResult:
     """Score every customer active at ``as_of`` (default: the export's latest date) and write
     ``out`` (.parquet or .csv), reading the export one slice of customers at a time."""
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"--out must end in .parquet or .csv, not {out.name!r}")
-    run, chunks = feature_chunks(source, bundle, as_of, chunk_size, progress)
+    run, chunks = feature_chunks(source, bundle, as_of, chunk_size, progress, data=data)
     as_of_text = str(run.as_of.date())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")

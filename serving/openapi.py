@@ -34,6 +34,8 @@ ERRORS = {
     "400": "Bad input: malformed JSON, wrong types, out-of-range values, too many ids.",
     "401": "Missing or invalid API key.",
     "413": "Request body larger than serving.max_body_bytes.",
+    "422": "A /predict_features record with a key that is not a feature, or a value the "
+    "model's feature catalogue does not accept (GET /model lists them).",
     "500": "Unexpected server error (never a stack trace).",
     "503": "Not ready: no champion model or no materialized feature store yet.",
 }

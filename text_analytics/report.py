@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,7 +22,12 @@ from text_analytics.sentiment import DETRACTOR_MAX
 from text_analytics.signals import THEME_PREFIX, find_theme_columns, parse_timestamps
 
 PROMOTER_MIN = 9
-REPEAT_THRESHOLD = 3
+# A theme is flagged in a window when at least MIN_CUSTOMERS distinct customers raised it
+# there AND its daily rate of mentions is at least RISE times its rate over the PRIOR_WINDOWS
+# windows of the same length before: a theme that is always this loud is no news.
+MIN_CUSTOMERS = 3
+RISE = 1.5
+PRIOR_WINDOWS = 3
 NPS_SOURCE = "nps_responses"
 REPORT_FILES = {
     "html": "theme_report.html",
@@ -79,19 +84,29 @@ def _customers(frame: pd.DataFrame) -> set[str]:
     return set(frame["customer_id"].astype(str)) if "customer_id" in frame.columns else set()
 
 
+def _theme_label(theme: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(theme, theme.replace("_", " "))
+
+
 def count_detractor_themes(
     messages_scored: pd.DataFrame,
     nps_responses_scored: pd.DataFrame,
     as_of: pd.Timestamp,
     windows: Sequence[int] = (7, 30),
-    repeat_threshold: int = REPEAT_THRESHOLD,
+    min_customers: int = MIN_CUSTOMERS,
+    labels: Mapping[str, str] | None = None,
+    rise: float = RISE,
+    prior_windows: int = PRIOR_WINDOWS,
 ) -> pd.DataFrame:
     """Themes of detractor NPS comments and negative messages, per look-back window.
 
-    One row per (window_days, theme): ``mentions`` = ``detractor_comments`` (NPS comments with
-    a score <= 6 coded with the theme) + ``negative_messages`` (messages flagged ``negative``
-    coded with it; NPS comments among the messages are skipped there, they count through their
-    score), ``customers`` (distinct authors) and ``repeated`` (mentions >= repeat_threshold).
+    One row per (window_days, theme): ``label`` (the taxonomy's words), ``mentions`` =
+    ``detractor_comments`` (NPS comments with a score <= 6 coded with the theme) +
+    ``negative_messages`` (messages flagged ``negative`` coded with it; NPS comments among
+    the messages are skipped there, they count through their score), ``customers`` (distinct
+    authors), ``per_day`` and ``prior_per_day`` (mentions a day in the window and over the
+    ``prior_windows`` windows before it) and ``flagged``: at least ``min_customers``
+    customers AND a rate at least ``rise`` times the prior one (see MIN_CUSTOMERS).
     Windows are (as_of - days, as_of].
     """
     _require(nps_responses_scored, ["responded_at", "score"], "nps_responses_scored")
@@ -99,39 +114,59 @@ def count_detractor_themes(
     messages = messages_scored
     if "source" in messages.columns:
         messages = messages[messages["source"].astype(str).to_numpy() != NPS_SOURCE]
-    negative = _flags(messages, "negative")
+    negative = messages[_flags(messages, "negative")]
     scores = pd.to_numeric(nps_responses_scored["score"], errors="coerce")
-    detractor = (scores <= DETRACTOR_MAX).to_numpy(dtype=bool)
+    detractors = nps_responses_scored[(scores <= DETRACTOR_MAX).to_numpy(dtype=bool)]
+    themes = _theme_ids(nps_responses_scored, messages_scored)
     rows = []
     for days in windows:
-        recent_messages = messages[negative & _in_window(messages["timestamp"], as_of, days)]
-        recent_nps = nps_responses_scored[
-            detractor & _in_window(nps_responses_scored["responded_at"], as_of, days)
-        ]
-        for theme in _theme_ids(nps_responses_scored, messages_scored):
+        prior_end = as_of - pd.Timedelta(days=days)
+        periods = {
+            "now": (
+                negative[_in_window(negative["timestamp"], as_of, days)],
+                detractors[_in_window(detractors["responded_at"], as_of, days)],
+            ),
+            "prior": (
+                negative[_in_window(negative["timestamp"], prior_end, prior_windows * days)],
+                detractors[_in_window(detractors["responded_at"], prior_end, prior_windows * days)],
+            ),
+        }
+        for theme in themes:
             column = THEME_PREFIX + theme
-            in_messages = recent_messages[_flags(recent_messages, column)]
-            in_nps = recent_nps[_flags(recent_nps, column)]
+            in_messages, in_nps = (f[_flags(f, column)] for f in periods["now"])
+            prior = sum(int(_flags(f, column).sum()) for f in periods["prior"])
             mentions = len(in_messages) + len(in_nps)
+            customers = len(_customers(in_messages) | _customers(in_nps))
+            per_day, prior_per_day = mentions / days, prior / (prior_windows * days)
             rows.append(
                 {
                     "window_days": days,
                     "theme": theme,
+                    "label": _theme_label(theme, labels),
                     "mentions": mentions,
                     "detractor_comments": len(in_nps),
                     "negative_messages": len(in_messages),
-                    "customers": len(_customers(in_messages) | _customers(in_nps)),
-                    "repeated": mentions >= repeat_threshold,
+                    "customers": customers,
+                    "per_day": per_day,
+                    "prior_per_day": prior_per_day,
+                    "flagged": bool(
+                        customers >= min_customers
+                        and per_day > prior_per_day
+                        and per_day >= rise * prior_per_day
+                    ),
                 }
             )
     columns = [
         "window_days",
         "theme",
+        "label",
         "mentions",
         "detractor_comments",
         "negative_messages",
         "customers",
-        "repeated",
+        "per_day",
+        "prior_per_day",
+        "flagged",
     ]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(
@@ -143,6 +178,7 @@ def measure_theme_impact(
     nps_responses_scored: pd.DataFrame,
     as_of: pd.Timestamp,
     windows: Sequence[int] = (30, 90),
+    labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Each theme's impact on NPS: NPS minus NPS recomputed without that theme's responses.
 
@@ -163,6 +199,7 @@ def measure_theme_impact(
                 {
                     "window_days": days,
                     "theme": theme,
+                    "label": _theme_label(theme, labels),
                     "responses": len(window),
                     "theme_responses": int(has_theme.sum()),
                     "nps": overall,
@@ -173,6 +210,7 @@ def measure_theme_impact(
     columns = [
         "window_days",
         "theme",
+        "label",
         "responses",
         "theme_responses",
         "nps",
@@ -268,7 +306,7 @@ def _png(fig: plt.Figure) -> str:
 def _plot_detractor_themes(table: pd.DataFrame) -> str:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     pivot = table.pivot_table(
-        index="theme", columns="window_days", values="mentions", aggfunc="sum"
+        index="label", columns="window_days", values="mentions", aggfunc="sum"
     )
     if pivot.empty:
         ax.text(0.5, 0.5, "no detractor mentions", ha="center", va="center")
@@ -290,7 +328,7 @@ def _plot_impact(table: pd.DataFrame) -> str:
     else:
         latest = latest.sort_values("impact")
         colors = ["#c0392b" if v < 0 else "#27ae60" for v in latest["impact"]]
-        ax.barh(latest["theme"], latest["impact"], color=colors)
+        ax.barh(latest["label"], latest["impact"], color=colors)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("NPS points (NPS minus NPS without the theme's responses)")
         ax.set_title(f"Theme impact on NPS, last {int(latest['window_days'].iloc[0])} days")
@@ -340,16 +378,18 @@ def render_theme_report(
     verbatims: pd.DataFrame,
     as_of: pd.Timestamp,
     model_description: str | None = None,
-    repeat_threshold: int = REPEAT_THRESHOLD,
+    min_customers: int = MIN_CUSTOMERS,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """The report as one self-contained HTML page (plots embedded as PNG)."""
     esc = html.escape
-    repeated = detractors[detractors["repeated"]]
+    flagged = detractors[detractors["flagged"]]
     flags = (
         "".join(
-            f"<li><strong>{esc(r.theme)}</strong>: {r.mentions} mentions from {r.customers} "
-            f"customer(s) in the last {r.window_days} days</li>"
-            for r in repeated.itertuples()
+            f"<li><strong>{esc(r.label)}</strong>: {r.mentions} mentions from {r.customers} "
+            f"customers in the last {r.window_days} days, {r.per_day:.2f} a day against "
+            f"{r.prior_per_day:.2f} before</li>"
+            for r in flagged.itertuples()
         )
         or "<li>none</li>"
     )
@@ -360,7 +400,7 @@ def render_theme_report(
             f"{esc(str(r.timestamp))[:10]}, score {r.text_score:.1f})</small></li>"
             for r in part.itertuples()
         )
-        blocks.append(f"<h3>{esc(str(theme))}</h3><ul>{items}</ul>")
+        blocks.append(f"<h3>{esc(_theme_label(str(theme), labels))}</h3><ul>{items}</ul>")
     note = f"<p>Scores from: {esc(model_description)}.</p>" if model_description else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Customer themes report</title>
@@ -378,14 +418,16 @@ P(detractor) &ge; 0.5.</p>
 {note}
 <h2>Detractor themes</h2>
 <p>Themes mentioned in detractor NPS comments (score 0-6) and in negative messages.</p>
-<div class="flag"><p>Themes repeating {repeat_threshold} times or more:</p><ul>{flags}</ul></div>
+<div class="flag"><p>Rising themes: raised by {min_customers} or more customers in the window
+and at least {RISE:g} times as often a day as in the {PRIOR_WINDOWS} windows before:</p>
+<ul>{flags}</ul></div>
 <img alt="detractor themes" src="data:image/png;base64,{_plot_detractor_themes(detractors)}">
-{_table_html(detractors)}
+{_table_html(detractors.drop(columns="theme"))}
 <h2>Impact on NPS</h2>
 <p>Impact = NPS minus NPS recomputed without the responses coded with the theme
 (NPS = % promoters &minus; % detractors over the responses in the window).</p>
 <img alt="theme impact on NPS" src="data:image/png;base64,{_plot_impact(impact)}">
-{_table_html(impact)}
+{_table_html(impact.drop(columns="theme"))}
 <h2>Sentiment trend per segment</h2>
 <img alt="sentiment trend" src="data:image/png;base64,{_plot_trend(trend)}">
 {_table_html(trend.tail(36), floats="{:.2f}")}
@@ -404,10 +446,11 @@ def write_theme_report(
     as_of: pd.Timestamp | date | datetime | str | None = None,
     windows: Sequence[int] = (7, 30),
     impact_windows: Sequence[int] = (30, 90),
-    repeat_threshold: int = REPEAT_THRESHOLD,
+    min_customers: int = MIN_CUSTOMERS,
     segment: str = "plan_tier",
     text_column: str = "text",
     model_description: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write the HTML theme report and its tables as CSV; returns the paths by name.
 
@@ -421,9 +464,9 @@ def write_theme_report(
         nps_responses_scored.get("responded_at", pd.Series(dtype="datetime64[ns]")),
     )
     detractors = count_detractor_themes(
-        messages_scored, nps_responses_scored, as_of_ts, windows, repeat_threshold
+        messages_scored, nps_responses_scored, as_of_ts, windows, min_customers, labels
     )
-    impact = measure_theme_impact(nps_responses_scored, as_of_ts, impact_windows)
+    impact = measure_theme_impact(nps_responses_scored, as_of_ts, impact_windows, labels)
     trend = summarize_sentiment_trend(messages_scored, customers, segment)
     verbatims = select_verbatims(messages_scored, as_of_ts, text_column, days=max(windows))
     out_dir = Path(out_dir)
@@ -431,7 +474,14 @@ def write_theme_report(
     paths = {name: out_dir / file_name for name, file_name in REPORT_FILES.items()}
     paths["html"].write_text(
         render_theme_report(
-            detractors, impact, trend, verbatims, as_of_ts, model_description, repeat_threshold
+            detractors,
+            impact,
+            trend,
+            verbatims,
+            as_of_ts,
+            model_description,
+            min_customers,
+            labels,
         ),
         encoding="utf-8",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -126,6 +127,29 @@ def extract_customer_texts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return texts.sort_values(["timestamp", "source", "key"], kind="stable").reset_index(drop=True)
 
 
+MAX_MESSAGE_CHARS = 5_000
+_LAST_SPACE = re.compile(r"\s\S*\Z")
+
+
+def cap_text(text: str, max_chars: int) -> str:
+    """The first ``max_chars`` characters, cut at the last blank before the limit (when there
+    is one in the last tenth), so no word, e-mail address or phone number is cut in two."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    tail = _LAST_SPACE.search(head, max(0, max_chars - max_chars // 10))
+    return head[: tail.start()] if tail else head
+
+
+def cap_texts(texts: pd.Series, max_chars: int) -> tuple[pd.Series, int]:
+    """Texts capped at ``max_chars`` characters (see ``cap_text``), and how many were longer."""
+    values = to_text_list(texts)
+    long = [i for i, t in enumerate(values) if len(t) > max_chars]
+    for i in long:
+        values[i] = cap_text(values[i], max_chars)
+    return pd.Series(values, index=texts.index, dtype=object), len(long)
+
+
 def mask_texts(texts: pd.Series) -> pd.Series:
     """E-mail addresses and phone numbers replaced by placeholders, each distinct text once."""
     masked = map_unique(to_text_list(texts), lambda unique: [mask_personal_data(t) for t in unique])
@@ -139,8 +163,13 @@ def score_messages(
     taxonomy: Taxonomy | None = None,
     threshold: float = NEGATIVE_THRESHOLD,
     mask: bool = True,
+    max_chars: int = MAX_MESSAGE_CHARS,
 ) -> pd.DataFrame:
     """The frame with text signals added, one row per input row.
+
+    Only the first ``max_chars`` characters of a text are scored (and returned): a 50 MB
+    pasted log is not a message, and the cap bounds the time and memory one text can take.
+    ``out.attrs["capped_messages"]`` says how many texts were longer.
 
     ``text_score`` (expected 0-10 score), ``p_negative`` (probability the author is a
     detractor), ``negative`` (p_negative >= threshold) and a boolean ``theme_<id>`` per theme.
@@ -150,7 +179,7 @@ def score_messages(
     """
     taxonomy = taxonomy or load_taxonomy()
     out = frame.copy()
-    raw = pd.Series(to_text_list(frame[text_column]), index=frame.index, dtype=object)
+    raw, capped = cap_texts(frame[text_column], max_chars)
     texts = mask_texts(raw) if mask else raw
     predicted = model.predict(texts)
     out["text_score"] = predicted["text_score"].to_numpy()
@@ -159,8 +188,9 @@ def score_messages(
     coded = code_themes(texts, taxonomy)
     for theme_id in taxonomy.ids:
         out[THEME_PREFIX + theme_id] = coded[theme_id].to_numpy()
-    if mask:
+    if mask or capped:
         out[text_column] = texts.where(frame[text_column].notna(), None)
+    out.attrs["capped_messages"] = capped
     return out
 
 
@@ -172,6 +202,8 @@ class TextScorer:
     model: SatisfactionModel
     taxonomy: Taxonomy
     threshold: float = NEGATIVE_THRESHOLD
+    # Fixed at training (text.max_message_chars) so a text is scored the same way everywhere.
+    max_chars: int = MAX_MESSAGE_CHARS
 
     @property
     def labels(self) -> dict[str, str]:
@@ -189,8 +221,18 @@ class TextScorer:
         and out-of-sample at scoring time, so a model would trust them more than they deserve.
         """
         texts = extract_customer_texts({k: v for k, v in tables.items() if k != "nps_responses"})
-        return self.score(texts, "text").drop(columns=["text", "key"]).reset_index(drop=True)
+        scored = self.score(texts, "text")
+        out = scored.drop(columns=["text", "key"]).reset_index(drop=True)
+        out.attrs["capped_messages"] = scored.attrs.get("capped_messages", 0)
+        return out
 
     def score(self, frame: pd.DataFrame, text_column: str) -> pd.DataFrame:
-        """``score_messages`` with this scorer's model, taxonomy and threshold."""
-        return score_messages(frame, text_column, self.model, self.taxonomy, self.threshold)
+        """``score_messages`` with this scorer's model, taxonomy, threshold and cap."""
+        return score_messages(
+            frame,
+            text_column,
+            self.model,
+            self.taxonomy,
+            self.threshold,
+            max_chars=getattr(self, "max_chars", MAX_MESSAGE_CHARS),  # older pickles: default
+        )

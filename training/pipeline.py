@@ -13,7 +13,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan, attach_text_signals, build_features, plan_features
+from features.build import (
+    TEXT_SIGNALS,
+    FeaturePlan,
+    attach_text_signals,
+    build_features,
+    plan_features,
+)
 from features.catalog import learn_catalog
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables, write_validation_report
@@ -350,7 +356,10 @@ def _report_markdown(
             seg_table = segs[segs["metric"].isin([metric, "n"])].pivot_table(
                 index=["segment", "segment_value"], columns=["metric", "model"], values="value"
             )
-            lines += [f"### {target} by segment", "", seg_table.round(4).to_markdown(), ""]
+            # Flat headers ("roc_auc lightgbm"), not tuples, and one column per index level.
+            seg_table.columns = [" ".join(map(str, c)) for c in seg_table.columns]
+            seg_table = seg_table.round(4).reset_index()
+            lines += [f"### {target} by segment", "", seg_table.to_markdown(index=False), ""]
     if checks:
         lines += ["## Survey-response selection checks", ""]
         lines += [f"- {k}: {v:.4f}" for k, v in checks.items()] + [""]
@@ -388,7 +397,7 @@ def prepare_data(
     the data; otherwise the text model is fitted on comments it may learn from (see
     training.text_model) when text features are on.
     """
-    tables = validate_tables(load_tables(data_path))
+    tables = validate_tables(load_tables(data_path), settings.data)
     write_validation_report(tables, report_dir)
     notes = [
         f"{t.table}: {t.rows_set_aside} rows set aside (see {report_dir})"
@@ -404,6 +413,12 @@ def prepare_data(
         notes.append(f"text model: {text.describe()}")
     if text is not None:
         attach_text_signals(tables, text)
+        capped = tables.derived[TEXT_SIGNALS].attrs.get("capped_messages", 0)
+        if capped:
+            notes.append(
+                f"{capped:,} messages were longer than {text.max_chars:,} characters: only "
+                "their beginning was scored (text.max_message_chars)"
+            )
     if plan is None:
         labels = text.labels if text is not None else None
         plan, plan_notes = plan_features(tables, settings.features, settings.data, labels)
@@ -418,7 +433,7 @@ def _spark_snapshot_features(
     from features.spark import spark_pairs_features, spark_session, validate_spark
 
     spark = spark_session(settings)
-    tables = validate_spark(spark, data_path)
+    tables = validate_spark(spark, data_path, settings.data)
     try:
         return spark_pairs_features(spark, tables, snapshots[["customer_id", "as_of"]], plan, text)
     finally:
@@ -606,7 +621,8 @@ def train(
 
     client = configure_mlflow(settings)
     registry = settings.registry
-    with mlflow.start_run(run_name=f"train-{stamp}") as run:
+    # The folder's name, suffix included: two runs started in the same second stay apart.
+    with mlflow.start_run(run_name=f"train-{report_dir.name}") as run:
         mlflow.log_params(
             {
                 "horizon_days": horizon,
@@ -626,7 +642,9 @@ def train(
                 **{f"lgbm_{k}": v for k, v in settings.training.lightgbm.model_dump().items()},
             }
         )
-        mlflow.set_tags({"data_source": str(data_path), "stage": "train"})
+        mlflow.set_tags(
+            {"data_source": str(data_path), "stage": "train", "report_dir": str(report_dir)}
+        )
         overall = metrics[(metrics["segment"] == "all") & (metrics["metric"] != "n")]
         mlflow.log_metrics(
             {

@@ -7,7 +7,7 @@ import pandas as pd
 from features.validation import ValidatedTables
 from npsrisk.settings import TextSettings
 from text_analytics.sentiment import SatisfactionModel
-from text_analytics.signals import TextScorer
+from text_analytics.signals import TextScorer, cap_texts
 from text_analytics.themes import load_taxonomy
 from training.snapshots import Split
 
@@ -33,5 +33,12 @@ def fit_text_scorer(tables: ValidatedTables, settings: TextSettings, split: Spli
     """The satisfaction model (learned, or the lexicon when comments are too few) + themes."""
     comments = labelled_comments(tables, split)
     model = SatisfactionModel(min_comments=settings.min_comments)
-    model.fit(comments["comment"], comments["score"])
-    return TextScorer(model, load_taxonomy(settings.taxonomy_path), settings.negative_threshold)
+    # Learned from what it will be shown: the first max_message_chars of each comment.
+    capped, _ = cap_texts(comments["comment"], settings.max_message_chars)
+    model.fit(capped, comments["score"])
+    return TextScorer(
+        model,
+        load_taxonomy(settings.taxonomy_path),
+        settings.negative_threshold,
+        settings.max_message_chars,
+    )

@@ -30,3 +30,25 @@ def test_the_ci_script_runs_the_readme_test_command():
     )
     assert command in README
     assert command in ci
+
+
+def test_the_docs_the_readme_points_at_are_in_the_repository():
+    import re
+
+    root = Path(__file__).parents[2]
+    links = re.findall(r"\]\(((?:docs|\.\./)[^)]+)\)", README)
+    assert {"docs/data-contract.md", "docs/api.md"} <= set(links)
+    assert all((root / link).is_file() for link in links)
+    assert "../shared/" not in README
+
+
+def test_the_api_reference_lists_every_published_path_and_error_code():
+    from serving.http import PUBLIC_PATHS, STATUS_CODES
+    from serving.openapi import ROUTES
+
+    api = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    for path in [*ROUTES, "/model", *PUBLIC_PATHS, "/docs.json"]:
+        assert path in api, path
+    for code in ("unknown_feature", "invalid_value", "not_ready", "payload_too_large"):
+        assert f"`{code}`" in api
+    assert {s for s in STATUS_CODES if f"| {s} |" in api} >= {400, 401, 404, 405, 413, 422, 503}

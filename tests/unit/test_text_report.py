@@ -95,7 +95,7 @@ def test_theme_impact_on_a_hand_computed_example():
     assert table.loc["support_experience", "impact"] == pytest.approx(0.0)
 
 
-def test_themes_repeating_three_times_are_flagged_per_window():
+def test_detractor_themes_are_counted_per_window():
     support, pricing = ["support_experience"], ["pricing_billing_value"]
     messages = messages_frame(
         [
@@ -110,19 +110,53 @@ def test_themes_repeating_three_times_are_flagged_per_window():
         ]
     )
     responses = nps_frame([(5, 4, pricing), (6, 9, pricing), (50, 2, pricing)])
-    table = count_detractor_themes(messages, responses, AS_OF, windows=[7, 30], repeat_threshold=3)
+    labels = {"support_experience": "support experience and response times"}
+    table = count_detractor_themes(messages, responses, AS_OF, windows=[7, 30], labels=labels)
     table = table.set_index(["window_days", "theme"])
     assert table.loc[(7, "support_experience"), "mentions"] == 3
-    assert table.loc[(7, "support_experience"), "repeated"]
+    assert table.loc[(7, "support_experience"), "customers"] == 3
+    assert table.loc[(7, "support_experience"), "label"] == labels["support_experience"]
+    assert table.loc[(7, "pricing_billing_value"), "label"] == "pricing billing value"
     # 7 days: one negative message and one detractor comment (score 4; the 9 is no detractor).
     assert table.loc[(7, "pricing_billing_value"), "mentions"] == 2
     assert table.loc[(7, "pricing_billing_value"), "detractor_comments"] == 1
-    assert not table.loc[(7, "pricing_billing_value"), "repeated"]
     assert table.loc[(30, "pricing_billing_value"), "mentions"] == 3
-    assert table.loc[(30, "pricing_billing_value"), "repeated"]
     assert table.loc[(30, "support_experience"), "mentions"] == 3
     assert table.loc[(30, "product_bugs"), "mentions"] == 0
-    assert not table.loc[(30, "product_bugs"), "repeated"]
+
+
+def _burst(theme: list[str], recent_customers: int, prior_per_week: int) -> pd.DataFrame:
+    """Negative messages: one per customer in the last 7 days, and a steady earlier rate."""
+    rows = [(1 + 0.5 * i, True, theme, "chats") for i in range(recent_customers)]
+    rows += [
+        (8 + w * 7 + 0.1 * k, True, theme, "chats") for w in range(3) for k in range(prior_per_week)
+    ]
+    frame = messages_frame(rows)
+    frame["customer_id"] = [f"C-{i}" for i in range(len(frame))]
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("recent", "prior_per_week", "flagged"),
+    [
+        (3, 0, True),  # new: three customers raise it this week
+        (2, 0, False),  # two customers: not enough to act on
+        (6, 2, True),  # three times its usual rate
+        (6, 5, False),  # loud, but always this loud: no news
+        (4, 3, False),  # a third above the usual rate: below the 1.5x rise
+    ],
+)
+def test_a_theme_is_flagged_when_enough_customers_raise_it_above_its_own_rate(
+    recent, prior_per_week, flagged
+):
+    messages = _burst(["product_bugs"], recent, prior_per_week)
+    responses = nps_frame([])
+    table = count_detractor_themes(messages, responses, AS_OF, windows=[7])
+    row = table.set_index("theme").loc["product_bugs"]
+    assert row["mentions"] == recent
+    assert row["prior_per_day"] == pytest.approx(prior_per_week / 7)
+    assert bool(row["flagged"]) is flagged
+    assert not table.set_index("theme").loc["support_experience", "flagged"]
 
 
 def test_sentiment_trend_per_segment_and_month():
@@ -159,13 +193,21 @@ def personal_inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_the_report_is_written_and_holds_no_personal_data(tmp_path):
     messages, responses, customers = personal_inputs()
-    paths = write_theme_report(messages, responses, customers, tmp_path / "report", as_of=AS_OF)
+    paths = write_theme_report(
+        messages,
+        responses,
+        customers,
+        tmp_path / "report",
+        as_of=AS_OF,
+        labels={"support_experience": "support experience"},
+    )
     assert set(paths) == set(REPORT_FILES)
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     page = paths["html"].read_text()
     assert page.count("data:image/png;base64,") == 3
-    assert "Themes repeating 3 times or more" in page and "support_experience" in page
+    assert "Rising themes" in page
+    assert "support experience" in page and "support_experience" not in page  # labels, not keys
     visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
     assert not EMAIL_RE.search(visible)
     assert mask_personal_data(visible) == visible  # no phone number either
@@ -176,7 +218,9 @@ def test_the_report_is_written_and_holds_no_personal_data(tmp_path):
     assert len(verbatims) == 3
     assert not verbatims["text"].str.contains("@").any()
     flags = pd.read_csv(paths["detractor_themes"])
-    assert flags.query("theme == 'support_experience' and window_days == 7")["repeated"].item()
+    support = flags.query("theme == 'support_experience' and window_days == 7")
+    assert support["label"].item() == "support experience"
+    assert support["mentions"].item() >= 1 and "flagged" in flags
 
 
 def test_the_report_needs_scored_frames(tmp_path):
