@@ -33,9 +33,9 @@ from features.contract import TABLES, TableSpec
 from features.loading import DataSourceError
 from features.validation import (
     CHURNED_BEFORE_SIGNUP,
-    DateRange,
     REASONS,
     UNKNOWN_CUSTOMER,
+    DateRange,
     TableReport,
     ValidationReport,
     duplicate_reason,

@@ -182,7 +182,7 @@ def test_spark_training_matches_the_duckdb_run(spark, export, duck_run, tmp_path
     params = MlflowClient(settings.tracking_uri).get_run(result.run_id).data.params
     assert params["engine"] == "spark" and params["sampling_sampled"] == "False"
     pd.testing.assert_series_equal(
-        _validation_metrics(result), _validation_metrics(duck), check_exact=False, atol=1e-6
+        _validation_metrics(result), _validation_metrics(duck), check_exact=False, atol=1e-3
     )
 
 
