@@ -328,29 +328,22 @@ def in_process(home: Path, ids: list[str], repeats: int) -> dict[str, dict[str, 
     for x, r in zip(matrices[:50], rows[:50], strict=True):  # same encoding as the store
         assert np.array_equal(x[0], state.X[r], equal_nan=True)
     n = len(matrices)
-    churn = bundle.churn.booster_ if bundle.churn is not None else None
-    reg = bundle.nps.regressor_ if bundle.nps is not None else None
-    cls = bundle.nps.classifier_ if bundle.nps is not None else None
+    churn, nps = bundle.churn, bundle.nps
     warm = min(200, repeats)
     out: dict[str, dict[str, float]] = {}
 
-    def floor(i: int) -> None:  # exactly the LightGBM calls of score(explain=True)
+    def floor(i: int) -> None:  # exactly the model calls of score(explain=True)
         x = matrices[i % n]
-        if churn is not None:
-            churn.predict(x, pred_contrib=True, num_threads=1)
-        if reg is not None:
-            reg.predict(x, pred_contrib=True, num_threads=1)
-            cls.predict(x, num_threads=1)
+        for head in (churn, nps):
+            if head is not None:
+                head.contributions(x, num_threads=1)
 
-    def floor_wide(i: int) -> None:  # the brief's: predict + pred_contrib of both boosters
+    def floor_wide(i: int) -> None:  # plus a plain raw-score pass per head
         x = matrices[i % n]
-        if churn is not None:
-            churn.predict(x, num_threads=1)
-            churn.predict(x, pred_contrib=True, num_threads=1)
-        if reg is not None:
-            reg.predict(x, num_threads=1)
-            reg.predict(x, pred_contrib=True, num_threads=1)
-            cls.predict(x, num_threads=1)
+        for head in (churn, nps):
+            if head is not None:
+                head.raw(x, num_threads=1)
+                head.contributions(x, num_threads=1)
 
     def score(i: int) -> None:
         bundle.score(matrices[i % n], explain=True, threads=1)
@@ -387,30 +380,24 @@ def in_process(home: Path, ids: list[str], repeats: int) -> dict[str, dict[str, 
             json.dumps(record, separators=(",", ":"), default=str)
 
     parts: dict[str, Callable[[int], None]] = {}
-    if churn is not None:
-        parts["churn predict"] = lambda i: churn.predict(matrices[i % n], num_threads=1)
-        parts["churn pred_contrib"] = lambda i: churn.predict(
-            matrices[i % n], pred_contrib=True, num_threads=1
-        )
-    if reg is not None:
-        parts["nps regressor predict"] = lambda i: reg.predict(matrices[i % n], num_threads=1)
-        parts["nps regressor pred_contrib"] = lambda i: reg.predict(
-            matrices[i % n], pred_contrib=True, num_threads=1
-        )
-        parts["nps classifier predict"] = lambda i: cls.predict(matrices[i % n], num_threads=1)
+    for name, head in (("churn", churn), ("nps", nps)):
+        if head is not None:
+            parts[f"{name} raw score"] = lambda i, h=head: h.raw(matrices[i % n], num_threads=1)
+            parts[f"{name} contributions"] = lambda i, h=head: h.contributions(
+                matrices[i % n], num_threads=1
+            )
     for name, step in parts.items():
         out[f"  {name}"] = summary_ms(repeat(step, repeats, warm))
-    out["floor: pred_contrib x2 + classifier"] = summary_ms(repeat(floor, repeats, warm))
-    out["floor, wide: + plain predict x2"] = summary_ms(repeat(floor_wide, repeats, warm))
+    out["floor: contributions of both heads"] = summary_ms(repeat(floor, repeats, warm))
+    out["floor, wide: + plain raw score x2"] = summary_ms(repeat(floor_wide, repeats, warm))
     out["bundle.score(explain=True, threads=1)"] = summary_ms(repeat(score, repeats, warm))
     out["predict_rows (score + drivers)"] = summary_ms(repeat(assemble, repeats, warm))
     out["predict_ids + JSON (handler body)"] = summary_ms(repeat(handler, repeats, warm))
     out["inference-log record (off path)"] = summary_ms(repeat(log_record, repeats, warm))
-    trees = {
-        name: booster.num_trees()
-        for name, booster in (("churn", churn), ("nps_reg", reg), ("nps_cls", cls))
-        if booster is not None
-    }
+    trees = {}
+    for name, head in (("churn", churn), ("nps", nps)):
+        parts = [] if head is None else getattr(head.scorer, "parts", [head.scorer])
+        trees[name] = sum(p.booster.num_trees() for p in parts if hasattr(p, "booster"))
     out["_meta"] = {"trees": trees, "features": len(features)}  # type: ignore[assignment]
     return out
 
@@ -541,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in-process layers ({args.repeats} repeats each, random known customers)")
         layers = in_process(home, ids, args.repeats)
         meta = layers.pop("_meta")
-        floor_p50 = layers["floor: pred_contrib x2 + classifier"]["p50"]
+        floor_p50 = layers["floor: contributions of both heads"]["p50"]
 
         print()
         print(f"model: {meta['features']} features, trees {meta['trees']}")

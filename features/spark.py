@@ -165,7 +165,7 @@ def _contract_type(spec: TableSpec, name: str) -> str:
     )
 
 
-def _check_rows(spec: TableSpec, raw: DataFrame) -> DataFrame:
+def _check_rows(spec: TableSpec, raw: DataFrame, dates: DateRange) -> DataFrame:
     """Each row typed and with the reasons of the single-row rules it breaks (or null);
     the raw values of bad rows kept as text for the quarantine."""
     from pyspark.sql.types import StructType
@@ -181,8 +181,6 @@ def _check_rows(spec: TableSpec, raw: DataFrame) -> DataFrame:
         ]
     )
     schema = StructType.fromDDL(ddl)
-
-    dates = DateRange.of()  # fixed on the driver: every partition checks the same range
 
     def check(batches):
         for batch in batches:
@@ -275,11 +273,13 @@ def _good(frame: DataFrame, columns: list[str]) -> DataFrame:
     return kept.select(*[F.col(f"{TYPED}{c}").alias(c) for c in columns])
 
 
-def validate_spark(spark: SparkSession, source: str | Path) -> SparkTables:
-    """Read and check every contract table at ``source`` on the cluster."""
+def validate_spark(spark: SparkSession, source: str | Path, data=None) -> SparkTables:
+    """Read and check every contract table at ``source`` on the cluster (``data``:
+    npsrisk.settings.DataSettings, for the plausible dates, as validate_tables)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    dates = DateRange.of(data)  # decided once on the driver: every executor uses the same
     location = location_of(source)
     files, ignored = table_files(spark, location)
     if "customers" not in files:
@@ -317,7 +317,7 @@ def validate_spark(spark: SparkSession, source: str | Path) -> SparkTables:
             )
             reports[name] = TableReport(name, origin, n, 0, n, {reason: n} if n else {}, note)
             continue
-        checked = _check_rows(spec, raw)
+        checked = _check_rows(spec, raw, dates)
         if name == "churn":
             signup = customers.select(
                 F.col("customer_id").alias("_cid"), F.col("signup_date").alias("_signup")
@@ -549,13 +549,14 @@ def materialize_spark(
     home: Path,
     as_of: pd.Timestamp | None = None,
     model_version: str | None = None,
+    data=None,
 ):
     """The serving store (features.store.write_store) from the cluster's feature frame of
     every customer active at ``as_of``: the service is fed the same way at any size."""
     from features.build import typed_features
     from features.store import write_store
 
-    tables = validate_spark(spark, source)
+    tables = validate_spark(spark, source, data)
     when = pd.Timestamp(as_of).normalize() if as_of is not None else latest_date_spark(tables)
     plan = FeaturePlan.from_dict(model.plan)
     frame = spark_features(spark, tables, active_pairs(tables, when), plan, model.text)

@@ -313,13 +313,12 @@ def empty_column(column: Column, index: pd.Index) -> pd.Series:
 
 
 def row_problems(
-    spec: TableSpec, raw: pd.DataFrame, dates: DateRange | None = None
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange
 ) -> tuple[pd.DataFrame, list[tuple[str, pd.Series]]]:
     """Typed contract columns and the (reason, mask) pairs of the rules a row breaks by
-    itself: types, ranges, choices, plausible dates, missing values, a ticket resolved before
-    it was created.
+    itself: types, ranges, choices, missing values, implausible dates (``dates``), a ticket
+    resolved before it was created.
     """
-    dates = dates if dates is not None else DateRange.of()
     typed = raw.copy(deep=False)  # columns are replaced, never changed in place
     problems: list[tuple[str, pd.Series]] = []
     for column in spec.columns:

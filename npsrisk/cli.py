@@ -228,7 +228,7 @@ def validate(
         from features.spark import validate_spark, write_quarantine
 
         spark = _spark(settings)
-        validated = validate_spark(spark, data)
+        validated = validate_spark(spark, data, settings.data)
         write_report_files(validated.report, target)
         write_quarantine(validated, str(target.resolve() / "quarantine"))
     else:
@@ -418,7 +418,13 @@ def materialize(
         from features.spark import materialize_spark
 
         info, report = materialize_spark(
-            _spark(settings), data, champion.bundle, settings.home_path, when, champion.card.version
+            _spark(settings),
+            data,
+            champion.bundle,
+            settings.home_path,
+            when,
+            champion.card.version,
+            settings.data,
         )
         if report.rows_set_aside:
             out.console.print(
@@ -511,6 +517,7 @@ def _score_spark(settings: Settings, data: str, out_file: str, as_of, explain, t
             top_k,
             settings.serving.risk_tiers,
             Path(work),
+            data=settings.data,
         )
     if result.rows_set_aside:
         out.console.print(

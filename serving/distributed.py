@@ -135,10 +135,11 @@ def score_spark(
     tiers: RiskTierSettings,
     work_dir: Path,
     tables: SparkTables | None = None,
+    data=None,
 ) -> SparkBatchResult:
     """Score every customer active at ``as_of`` (default: the export's latest date) on the
     cluster and publish the predictions as a Parquet folder at ``out``."""
-    tables = tables or validate_spark(spark, source)
+    tables = tables or validate_spark(spark, source, data)
     when = pd.Timestamp(as_of).normalize() if as_of is not None else latest_date_spark(tables)
     plan = FeaturePlan.from_dict(bundle.plan)
     features = spark_features(spark, tables, active_pairs(tables, when), plan, bundle.text)

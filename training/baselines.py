@@ -168,7 +168,7 @@ class LinearBaseline:
             self.churn_ = Pipeline(
                 [
                     ("x", _linear_features(self.numeric, self.categorical)),
-                    ("m", LogisticRegression(C=0.5, max_iter=2000)),
+                    ("m", LogisticRegression(C=0.5, solver="newton-cholesky", max_iter=200)),
                 ]
             )
             self.churn_.fit(self._prep(frame), churned)
@@ -181,7 +181,7 @@ class LinearBaseline:
             self.cats_ = Pipeline(
                 [
                     ("x", _linear_features(self.numeric, self.categorical)),
-                    ("m", LogisticRegression(C=0.5, max_iter=2000)),
+                    ("m", LogisticRegression(C=0.5, solver="newton-cholesky", max_iter=200)),
                 ]
             )
             self.cats_.fit(X, category_codes(score), m__sample_weight=weight)

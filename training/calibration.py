@@ -27,7 +27,7 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _fit_logistic(columns: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(columns, y)
+    model = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200).fit(columns, y)
     return model.coef_[0].astype(float), float(model.intercept_[0])
 
 
@@ -158,11 +158,31 @@ class OrdinalLink:
         theta0 = np.maximum.accumulate(theta0) + np.arange(10) * 1e-3
         start = np.r_[0.0, theta0[0], np.log(np.diff(theta0))]
 
-        def loss(params: np.ndarray) -> float:
-            p = self._probabilities(z, params)
-            return float(-np.sum(w * np.log(p[np.arange(len(k)), k])) / len(k))
+        n = len(k)
+        upper_ok, lower_ok = k < 10, k > 0
+        rows = np.arange(n)
 
-        result = minimize(loss, start, method="L-BFGS-B")
+        def loss_and_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
+            a = np.exp(params[0])
+            deltas = np.exp(params[2:])
+            theta = params[1] + np.r_[0.0, np.cumsum(deltas)]
+            F = expit(theta[None, :] - a * z[:, None])
+            f = F * (1 - F)
+            up = np.where(upper_ok, F[rows, np.minimum(k, 9)], 1.0)
+            f_up = np.where(upper_ok, f[rows, np.minimum(k, 9)], 0.0)
+            lo = np.where(lower_ok, F[rows, np.maximum(k - 1, 0)], 0.0)
+            f_lo = np.where(lower_ok, f[rows, np.maximum(k - 1, 0)], 0.0)
+            p = np.maximum(up - lo, 1e-12)
+            coef = -w / p / n
+            g_theta = np.bincount(k[upper_ok], (coef * f_up)[upper_ok], minlength=10)[:10]
+            g_theta -= np.bincount(k[lower_ok] - 1, (coef * f_lo)[lower_ok], minlength=10)[:10]
+            grad = np.empty_like(params)
+            grad[0] = a * float(np.sum(coef * -z * (f_up - f_lo)))
+            grad[1] = g_theta.sum()
+            grad[2:] = deltas * np.cumsum(g_theta[::-1])[::-1][1:]
+            return float(-np.sum(w * np.log(p)) / n), grad
+
+        result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B")
         self.params_ = result.x
         return self
 

@@ -253,7 +253,8 @@ class LinearScorer:
         # wrong sign for its declared risk direction is dropped and the model refitted.
         for _ in range(4):
             if self.objective == "binary":
-                model = LogisticRegression(C=self.strength, max_iter=2000)
+                # Newton steps: a few passes over the data for ~100 columns (lbfgs took 20x).
+                model = LogisticRegression(C=self.strength, solver="newton-cholesky", max_iter=100)
             else:
                 model = Ridge(alpha=self.strength)
             model.fit(Z[:, allowed], y, sample_weight=weight)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -356,8 +356,8 @@ def _report_markdown(
             & (result_metrics["model"].isin([MODEL, "oracle"]))
         ]
         if not segs.empty:
-            metric = "roc_auc" if target == "churn" else "mae"
-            seg_table = segs[segs["metric"].isin([metric, "n"])].pivot_table(
+            shown = ["roc_auc", "calibration_error"] if target == "churn" else ["mae"]
+            seg_table = segs[segs["metric"].isin([*shown, "n"])].pivot_table(
                 index=["segment", "segment_value"], columns=["metric", "model"], values="value"
             )
             # Flat headers ("roc_auc lightgbm"), not tuples, and one column per index level.
@@ -437,7 +437,7 @@ def _spark_snapshot_features(
     from features.spark import spark_pairs_features, spark_session, validate_spark
 
     spark = spark_session(settings)
-    tables = validate_spark(spark, data_path)
+    tables = validate_spark(spark, data_path, settings.data)
     try:
         return spark_pairs_features(spark, tables, snapshots[["customer_id", "as_of"]], plan, text)
     finally:
@@ -452,20 +452,41 @@ def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
     return truth
 
 
-def train(
+@dataclass
+class Evaluated:
+    """A run fitted and scored on its held-out window, before anything is plotted or logged."""
+
+    data: LabelledData
+    horizon: int
+    heads: list[str]
+    frame: pd.DataFrame
+    fitted: FittedModels
+    valid: pd.DataFrame
+    predictions: dict[str, pd.DataFrame]
+    metrics: pd.DataFrame
+    checks: dict[str, float]
+    info: dict
+    truth: pd.DataFrame | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    engine: str = "duckdb"
+    sampling: dict = field(default_factory=dict)  # training.sampling's record
+
+
+def fit_and_evaluate(
     data_path: Path,
     settings: Settings,
+    report_dir: Path,
     horizon_days: int | None = None,
     truth_path: Path | None = None,
     progress: Progress | None = None,
     as_of: pd.Timestamp | None = None,
     engine: str | None = None,
-) -> TrainResult:
-    """Train, evaluate, log and register; move the champion alias only if the gate says so.
+) -> Evaluated:
+    """Everything `train` does up to the metrics of every candidate, baseline and the oracle
+    on the outer window (shared with benchmarks/model_quality.py).
 
-    ``as_of`` fixes a single as-of date instead of monthly snapshots. With ``engine="spark"``
-    the snapshot features are built on the cluster and at most ``spark.driver_row_limit``
-    rows come back (training.sampling).
+    With ``engine="spark"`` the snapshot features are built on the cluster and at most
+    ``spark.driver_row_limit`` rows come back (training.sampling).
     """
     engine = engine or settings.features.backend
     say = progress or (lambda _m: None)
@@ -479,19 +500,10 @@ def train(
         clock = now
 
     horizon = horizon_days or settings.training.horizon_days
-    stamp = utc_stamp()
-    report_dir = new_report_dir(settings, "train", stamp)
-
     say("loading and validating tables")
     data = prepare_data(data_path, settings, horizon, report_dir / "validation", as_of=as_of)
-    tables, plan, as_of, snapshots, split, notes = (
-        data.tables,
-        data.plan,
-        data.as_of,
-        data.snapshots,
-        data.split,
-        data.notes,
-    )
+    tables, plan, split, notes = data.tables, data.plan, data.split, data.notes
+    snapshots = data.snapshots
     heads = _heads(snapshots, split, notes)
     lap("prepare")
 
@@ -508,6 +520,7 @@ def train(
         sampling = sample.record
         if sample.sampled:
             snapshots, split = subset(snapshots, split, sample.keep)
+            data = replace(data, snapshots=snapshots, split=split)
             row_weight = sample.weight
             notes.append(
                 f"{sampling['snapshot_rows']:,} snapshot rows exceed spark.driver_row_limit "
@@ -526,13 +539,13 @@ def train(
 
     truth = load_truth(truth_path)
 
-    say(f"fitting {', '.join(heads)} models and baselines")
+    say(f"fitting {', '.join(heads)} candidates and baselines")
     info = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "horizon_days": horizon,
         "heads": heads,
         "validation_window": [str(d.date()) for d in split.valid_as_of],
-        "features_as_of_latest": str(max(as_of).date()),
+        "features_as_of_latest": str(max(data.as_of).date()),
     }
     fitted = _fit(
         settings,
@@ -565,6 +578,69 @@ def train(
     # The model card (GET /model) shows the validation metrics the version was chosen on.
     fitted.bundle.info["validation_metrics"] = validation_metrics(metrics, MODEL)
     lap("evaluate")
+    return Evaluated(
+        data,
+        horizon,
+        heads,
+        frame,
+        fitted,
+        valid,
+        predictions,
+        metrics,
+        checks,
+        fitted.bundle.info,
+        truth,
+        timings,
+        engine,
+        sampling,
+    )
+
+
+def train(
+    data_path: Path,
+    settings: Settings,
+    horizon_days: int | None = None,
+    truth_path: Path | None = None,
+    progress: Progress | None = None,
+    as_of: pd.Timestamp | None = None,
+    engine: str | None = None,
+) -> TrainResult:
+    """Train, evaluate, log and register; move the champion alias only if the gate says so.
+
+    ``as_of`` fixes a single as-of date instead of monthly snapshots; ``engine`` (default
+    ``features.backend``) where the snapshot features are built.
+    """
+    say = progress or (lambda _m: None)
+    stamp = utc_stamp()
+    report_dir = new_report_dir(settings, "train", stamp)
+    done = fit_and_evaluate(
+        data_path, settings, report_dir, horizon_days, truth_path, say, as_of, engine
+    )
+    engine, sampling = done.engine, done.sampling
+    data, horizon, heads, fitted = done.data, done.horizon, done.heads, done.fitted
+    valid, predictions, metrics, checks, info = (
+        done.valid,
+        done.predictions,
+        done.metrics,
+        done.checks,
+        done.info,
+    )
+    tables, plan, as_of, snapshots, split, notes = (
+        data.tables,
+        data.plan,
+        data.as_of,
+        data.snapshots,
+        data.split,
+        data.notes,
+    )
+    timings = dict(done.seconds)
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
 
     say("plotting")
     plot_dir = report_dir / "plots"
@@ -675,6 +751,21 @@ def train(
             }
         )
         mlflow.log_dict(lineage, "lineage.json")
+        # Every candidate's inner-window figures and the choice; their outer-window figures
+        # are the metrics logged above under candidate_<kind>.
+        for head, choice in fitted.choices.items():
+            mlflow.log_param(f"{head}_candidate", choice.chosen)
+            mlflow.log_param(f"{head}_candidate_configs", json.dumps(choice.configs))
+            mlflow.log_text(choice.inner.to_csv(index=False), f"selection/{head}_inner.csv")
+            calibrator = getattr(choice.model, "calibrator_", None)
+            if calibrator is not None:
+                mlflow.log_param(f"{head}_calibration", calibrator.method_)
+                mlflow.log_metrics(
+                    {
+                        f"{head}.calibration_cv_log_loss.{k}": v
+                        for k, v in calibrator.scores_.items()
+                    }
+                )
         # The validation summary is counts only; the quarantined rows (which may hold personal
         # data) stay in the local report folder and never reach MLflow.
         mlflow.log_dict(tables.report.to_dict(), "validation_report.json")
