@@ -180,12 +180,15 @@ def main() -> None:
     started = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for world in args.worlds:
-            for seed in args.seeds:
-                rows += run_one(world, seed, args.customers, Path(tmp))
-                print(
-                    f"done {world} seed {seed} ({time.perf_counter() - started:.0f} s)", flush=True
-                )
+        for seed in args.seeds:  # every world at one seed before the next seed
+            for world in args.worlds:
+                new = run_one(world, seed, args.customers, Path(tmp))
+                rows += new
+                # Each run's rows as soon as they exist, so a long benchmark is never lost.
+                elapsed = time.perf_counter() - started
+                print(f"\n# {world} seed {seed} ({elapsed:.0f} s)", flush=True)
+                frame = pd.DataFrame(new).dropna(axis=1, how="all").round(4)
+                print(frame.to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     models = table[table["model"] != "served-vs-best"].dropna(axis=1, how="all")
     summary = table[table["model"] == "served-vs-best"].dropna(axis=1, how="all")

@@ -19,7 +19,8 @@ import pandas as pd
 from features.loading import load_tables
 from features.validation import validate_tables
 from npsrisk.settings import load_settings
-from training.snapshots import active_customers
+from training.evaluation import expected_calibration_error, nps_metrics, segment_columns
+from training.snapshots import active_customers, build_snapshots
 
 
 def category_of(score: np.ndarray) -> np.ndarray:
@@ -62,6 +63,33 @@ def main(data: Path) -> None:
     argmax = np.array(["detractor", "passive", "promoter"])[probs.argmax(axis=1)]
     off = (argmax != out["nps_category"]).sum()
     print(f"nps_category differs from its largest probability: {off}")
+    # Labels of the window: NPS quality and calibration of the category probabilities, and the
+    # churn calibration error per segment.
+    labelled = build_snapshots(tables, window, int(bundle.info["horizon_days"]))
+    labelled = frame[["customer_id", "as_of"]].merge(labelled, on=["customer_id", "as_of"])
+    answered = labelled["responded"].to_numpy()
+    score = labelled["nps_score"].to_numpy(dtype=float)[answered]
+    m = nps_metrics(score, out["predicted_nps"].to_numpy()[answered], probs[answered])
+    codes = np.select([score <= 6, score <= 8], [0, 1], 2)
+    ece = [
+        expected_calibration_error((codes == k).astype(float), probs[answered][:, k])
+        for k in range(3)
+    ]
+    print(
+        f"NPS on {answered.sum():,} respondents: MAE {m['mae']:.4f}, detractor AUC "
+        f"{m['detractor_roc_auc']:.4f}, macro-F1 {m['macro_f1']:.4f}, category calibration "
+        f"error detractor/passive/promoter {ece[0]:.4f}/{ece[1]:.4f}/{ece[2]:.4f}"
+    )
+    y = labelled["churned"].to_numpy(dtype=float)
+    print("churn calibration error (ECE, 10 bins) by segment:")
+    for name, seg in segment_columns(frame.reset_index(drop=True)).items():
+        for value in sorted(seg.unique()):
+            at = (seg == value).to_numpy()
+            if at.sum() >= 30:
+                err = expected_calibration_error(y[at], p[at])
+                print(
+                    f"  {name}={value}: {err:.4f} (n={at.sum():,}, churn rate {y[at].mean():.3f})"
+                )
     what_if = pd.DataFrame([{"plan_tier": "pro", "tickets_open": t} for t in (0, 4, 10)])
     scored = bundle.predict_frame(what_if)
     print("README what-if {plan_tier: pro, tickets_open: 0 / 4 / 10}:")
