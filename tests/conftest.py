@@ -131,8 +131,12 @@ def materialized(trained, demo_path, demo_tables):
 
 @pytest.fixture(scope="session")
 def service(materialized, tmp_path_factory):
-    """The trained champion with a materialized store, served over HTTP."""
+    """The trained champion with a materialized store, served over HTTP (the database
+    migrated first, as `npsrisk serve` does before its workers start)."""
+    from db.engine import open_database
+
     settings = materialized
+    open_database(settings, upgrade=True)
     process = ServiceProcess(settings.home_path, tmp_path_factory.mktemp("service") / "serve.log")
     try:
         process.wait_until_up()
