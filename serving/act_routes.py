@@ -130,21 +130,31 @@ def _body(body: bytes, upstream):
 
 # --- the OpenAPI document's entries for these routes ----------------------------------------
 
-_ERRORS = {
-    "400": "Bad input: wrong types, out-of-range values, unknown filters.",
-    "401": "Missing or invalid API key.",
-    "503": "Not ready: no model or feature store yet, or the database is not migrated.",
-}
+def _errors() -> dict[str, str]:
+    """The service's one table of error answers (serving.openapi.ERRORS), for these routes:
+    all but the admin-only 403, with 400 and 503 worded for them."""
+    from serving.openapi import ERRORS
+
+    errors = {code: text for code, text in ERRORS.items() if code != "403"}
+    errors["400"] = "Bad input: malformed JSON, an empty body, unknown filters."
+    errors["503"] = "Not ready: no model or feature store yet, or the database is not migrated."
+    return errors
 
 
 def _query_parameters(model: type[BaseModel], segments: bool) -> list[dict]:
     from pydantic import TypeAdapter
 
     params = []
+    # The model's own schema keeps each field's bounds (ge/le), which a bare type loses.
+    properties = model.model_json_schema(ref_template="#/components/schemas/{model}")[
+        "properties"
+    ]
     for name, field in model.model_fields.items():
         if name in ("segments", "customer_ids"):
             continue
-        schema = TypeAdapter(field.annotation).json_schema()
+        schema = dict(properties.get(name) or TypeAdapter(field.annotation).json_schema())
+        for key in ("title", "description", "default"):
+            schema.pop(key, None)
         params.append(
             {
                 "name": name,
@@ -243,7 +253,7 @@ def document_act_routes(spec: dict) -> dict:
                 },
                 **{
                     code: {"description": d, "content": {"application/json": {"schema": error_ref}}}
-                    for code, d in _ERRORS.items()
+                    for code, d in _errors().items()
                 },
             },
         }

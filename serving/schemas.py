@@ -309,7 +309,7 @@ class AtRiskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
     sort: Literal["churn_probability", "detractor_probability", "revenue_at_risk"] = (
         "churn_probability"
     )
@@ -408,7 +408,7 @@ class InterventionsRequest(BaseModel):
     playbook: str | None = None
     since: datetime | None = Field(None, description="Changed at or after this time (UTC).")
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 class InterventionEvent(BaseModel):
