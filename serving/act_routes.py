@@ -35,6 +35,9 @@ def query_body(query: str, model: type[BaseModel], segments: bool) -> bytes:
         values[key] = f"{values[key]},{value}" if key in values else value  # repeated: any of
     fields = set(model.model_fields)
     data: dict = {k: v for k, v in values.items() if k in fields and k != "segments"}
+    for key, value in list(data.items()):  # flags are strict JSON booleans: spell them here
+        if model.model_fields[key].annotation is bool:
+            data[key] = {"true": True, "false": False}.get(value.lower(), value)
     extra = {k: v for k, v in values.items() if k not in fields or k == "segments"}
     if segments:
         data["segments"] = extra
@@ -67,10 +70,19 @@ class ActRoutesMiddleware:
             try:
                 body = query_body(scope.get("query_string", b"").decode("latin-1"), model, segments)
             except ValidationError as exc:
-                return await send_json_error(send, 400, "validation_error", _errors(exc))
+                return await send_json_error(send, 422, "validation_error", _errors(exc))
             except ValueError as exc:
-                return await send_json_error(send, 400, "validation_error", str(exc))
+                return await send_json_error(send, 400, "invalid_query", str(exc))
             return await self.app(_as_post(scope, route, body), _body(body, receive), send)
+        if path in GET_ROUTES and method != "POST":
+            # Both forms of the route, as the document lists them (BentoML would say POST).
+            return await send_json_error(
+                send,
+                405,
+                "method_not_allowed",
+                f"{path} answers GET (query) and POST (body)",
+                headers=[(b"allow", b"GET, POST")],
+            )
         match = STATUS_PATH.match(path)
         if method == "POST" and match:
             raw = b""
@@ -130,7 +142,7 @@ def _body(body: bytes, upstream):
 
 # --- the OpenAPI document's entries for these routes ----------------------------------------
 
-def _errors() -> dict[str, str]:
+def _error_table() -> dict[str, str]:
     """The service's one table of error answers (serving.openapi.ERRORS), for these routes:
     all but the admin-only 403, with 400 and 503 worded for them."""
     from serving.openapi import ERRORS
@@ -253,7 +265,7 @@ def document_act_routes(spec: dict) -> dict:
                 },
                 **{
                     code: {"description": d, "content": {"application/json": {"schema": error_ref}}}
-                    for code, d in _errors().items()
+                    for code, d in _error_table().items()
                 },
             },
         }

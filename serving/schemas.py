@@ -28,6 +28,9 @@ def _integral(value):
 
 
 JsonInteger = Annotated[int, BeforeValidator(_integral)]
+# A JSON boolean only (0, 1, "yes" are refused), for request models that cannot be strict as a
+# whole (their dates arrive as strings).
+StrictFlag = Annotated[bool, Field(strict=True)]
 # Requests are strict (no coercion): explain is a JSON boolean, top_k a JSON integer, ids are
 # strings. The published schema says the same (additionalProperties false, every bound);
 # maxima that are settings (top_k, ids, records) are filled in by serving.openapi.
@@ -256,7 +259,7 @@ class PresurveyRequest(BaseModel):
     )
     survey_date: date = Field(description="When the survey goes out (YYYY-MM-DD).")
     top_k: int = Field(5, ge=1, description="Drivers per target in each prediction.")
-    dry_run: bool = Field(
+    dry_run: StrictFlag = Field(
         False, description="Plan without storing (no interventions opened, no webhooks)."
     )
 
@@ -324,7 +327,7 @@ class AtRiskRequest(BaseModel):
         description="Segment filters, e.g. plan_tier=enterprise (comma-separated: any of).",
     )
     top_k: int = Field(3, ge=1, le=20)
-    newly_at_risk: bool = Field(
+    newly_at_risk: StrictFlag = Field(
         False,
         description="Only customers whose tier rose to medium or high since the previous "
         "materialization.",
