@@ -36,8 +36,11 @@ def query_body(query: str, model: type[BaseModel], segments: bool) -> bytes:
     fields = set(model.model_fields)
     data: dict = {k: v for k, v in values.items() if k in fields and k != "segments"}
     for key, value in list(data.items()):  # flags are strict JSON booleans: spell them here
-        if model.model_fields[key].annotation is bool:
+        annotation = model.model_fields[key].annotation
+        if annotation is bool:
             data[key] = {"true": True, "false": False}.get(value.lower(), value)
+        elif annotation is int and re.fullmatch(r"[+-]?\d{1,18}", value):
+            data[key] = int(value)
     extra = {k: v for k, v in values.items() if k not in fields or k == "segments"}
     if segments:
         data["segments"] = extra
@@ -280,6 +283,11 @@ def document_act_routes(spec: dict) -> dict:
             op["responses"]["409"] = {
                 "description": "Illegal transition; `allowed` lists the "
                 "statuses allowed from the current one.",
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        if path == "/nps_forecast":
+            op["responses"]["404"] = {
+                "description": "No stored plan has a survey on that date.",
                 "content": {"application/json": {"schema": error_ref}},
             }
         if request is not None:

@@ -31,6 +31,24 @@ JsonInteger = Annotated[int, BeforeValidator(_integral)]
 # A JSON boolean only (0, 1, "yes" are refused), for request models that cannot be strict as a
 # whole (their dates arrive as strings).
 StrictFlag = Annotated[bool, Field(strict=True)]
+# JSON integers only (true, "5" and 40.5 are refused; 40.0 is 40), for the same models.
+RequestInt = Annotated[int, BeforeValidator(_integral), Field(strict=True)]
+
+
+def _iso(kind: type):
+    def parse(value):
+        if isinstance(value, kind) or value is None:
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"send a {kind.__name__} as an ISO-8601 string")
+        return kind.fromisoformat(value)  # ValueError (a 422) when it is not one
+
+    return parse
+
+
+# Dates and times as ISO-8601 strings only (a number is not a date).
+RequestDate = Annotated[date, BeforeValidator(_iso(date))]
+RequestTime = Annotated[datetime, BeforeValidator(_iso(datetime))]
 # Requests are strict (no coercion): explain is a JSON boolean, top_k a JSON integer, ids are
 # strings. The published schema says the same (additionalProperties false, every bound);
 # maxima that are settings (top_k, ids, records) are filled in by serving.openapi.
@@ -257,8 +275,8 @@ class PresurveyRequest(BaseModel):
         description="Customers the wave will survey; at most serving.max_ids_per_request.",
         examples=[["C-000123", "C-000456"]],
     )
-    survey_date: date = Field(description="When the survey goes out (YYYY-MM-DD).")
-    top_k: int = Field(5, ge=1, description="Drivers per target in each prediction.")
+    survey_date: RequestDate = Field(description="When the survey goes out (YYYY-MM-DD).")
+    top_k: RequestInt = Field(5, ge=1, description="Drivers per target in each prediction.")
     dry_run: StrictFlag = Field(
         False, description="Plan without storing (no interventions opened, no webhooks)."
     )
@@ -311,8 +329,8 @@ class AtRiskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(50, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=1_000_000_000)
+    limit: RequestInt = Field(50, ge=1, le=1000)
+    offset: RequestInt = Field(0, ge=0, le=1_000_000_000)
     sort: Literal["churn_probability", "detractor_probability", "revenue_at_risk"] = (
         "churn_probability"
     )
@@ -326,7 +344,7 @@ class AtRiskRequest(BaseModel):
         default_factory=dict,
         description="Segment filters, e.g. plan_tier=enterprise (comma-separated: any of).",
     )
-    top_k: int = Field(3, ge=1, le=20)
+    top_k: RequestInt = Field(3, ge=1, le=20)
     newly_at_risk: StrictFlag = Field(
         False,
         description="Only customers whose tier rose to medium or high since the previous "
@@ -369,7 +387,7 @@ class NpsForecastRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    survey_date: date | None = Field(
+    survey_date: RequestDate | None = Field(
         None, description="The wave: customers of the latest stored plan for this date."
     )
     customer_ids: list[CustomerId] | None = Field(
@@ -409,9 +427,9 @@ class InterventionsRequest(BaseModel):
     owner: str | None = None
     customer_id: str | None = None
     playbook: str | None = None
-    since: datetime | None = Field(None, description="Changed at or after this time (UTC).")
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=1_000_000_000)
+    since: RequestTime | None = Field(None, description="Changed at or after this time (UTC).")
+    limit: RequestInt = Field(100, ge=1, le=1000)
+    offset: RequestInt = Field(0, ge=0, le=1_000_000_000)
 
 
 class InterventionEvent(BaseModel):
@@ -463,7 +481,7 @@ class StatusChangeRequest(BaseModel):
     status: InterventionStatus
     note: str | None = Field(None, max_length=5000)
     actor: str = Field(min_length=1, max_length=320, description="Who made the change.")
-    snooze_until: date | None = None
+    snooze_until: RequestDate | None = None
 
 
 class ReassignRequest(BaseModel):
