@@ -31,7 +31,7 @@ STATUS_ROUTE = "/interventions/status"
 def query_body(query: str, model: type[BaseModel], segments: bool) -> bytes:
     """The JSON body for a query string; ValidationError or ValueError on bad input."""
     values: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=False):
+    for key, value in parse_qsl(query, keep_blank_values=True):  # an empty value is refused
         values[key] = f"{values[key]},{value}" if key in values else value  # repeated: any of
     fields = set(model.model_fields)
     data: dict = {k: v for k, v in values.items() if k in fields and k != "segments"}
@@ -145,6 +145,7 @@ def _body(body: bytes, upstream):
 
 # --- the OpenAPI document's entries for these routes ----------------------------------------
 
+
 def _error_table() -> dict[str, str]:
     """The service's one table of error answers (serving.openapi.ERRORS), for these routes:
     all but the admin-only 403, with 400 and 503 worded for them."""
@@ -161,9 +162,7 @@ def _query_parameters(model: type[BaseModel], segments: bool) -> list[dict]:
 
     params = []
     # The model's own schema keeps each field's bounds (ge/le), which a bare type loses.
-    properties = model.model_json_schema(ref_template="#/components/schemas/{model}")[
-        "properties"
-    ]
+    properties = model.model_json_schema(ref_template="#/components/schemas/{model}")["properties"]
     for name, field in model.model_fields.items():
         if name in ("segments", "customer_ids"):
             continue

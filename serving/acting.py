@@ -434,8 +434,8 @@ class Acting:
         frame = self.store.assignments_frame()
         if frame.empty:
             return []
-        dates = pd.to_datetime(frame["survey_date"]).dt.date
-        part = frame[dates == survey_date]
+        # Compared as ISO text: a stored far-future date must not overflow pandas' timestamps.
+        part = frame[frame["survey_date"].astype(str).str[:10] == survey_date.isoformat()]
         if part.empty:
             return []
         latest = part.sort_values("id")["wave_id"].iloc[-1]
