@@ -232,6 +232,12 @@ def document_act_routes(spec: dict) -> dict:
             "Interventions with their history.",
             (s.InterventionsRequest, False),
         ),
+        ("/interventions", "post"): (
+            s.InterventionsRequest,
+            s.InterventionsResponse,
+            "Same, filters as a body.",
+            None,
+        ),
         ("/interventions/{id}/status", "post"): (
             s.StatusChangeRequest,
             s.Intervention,
