@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import httpx
+import mlflow
 import psutil
 import pytest
 from mlflow import MlflowClient
@@ -32,7 +33,14 @@ def ops(service, trained, tmp_path_factory):
     copy = load_settings(home=home)
     client = MlflowClient(copy.tracking_uri, copy.registry_uri)
     first = client.get_model_version(copy.registry.model_name, "1")
-    client.create_model_version(copy.registry.model_name, first.source, first.run_id)
+    # A 'models:/m-...' source is resolved through the global tracking URI, which an earlier
+    # test of the session may have pointed at another store: point it at the copy meanwhile.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(copy.tracking_uri)
+    try:
+        client.create_model_version(copy.registry.model_name, first.source, first.run_id)
+    finally:
+        mlflow.set_tracking_uri(previous)
     process = ServiceProcess(
         home,
         home.parent / "serve.log",
