@@ -170,7 +170,8 @@ def test_retrain_gate_both_ways(demo_path, tmp_path):
 
     promoted = npsrisk(home, "retrain", str(demo_path))
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
-    assert "promoted" in promoted.stdout
+    assert "promoted" in promoted.stdout, promoted.stdout
+    assert "kept as challenger" not in promoted.stdout, promoted.stdout
     assert str(client.get_model_version_by_alias("npsrisk", "champion").version) == "2"
     run = client.get_run(client.get_model_version("npsrisk", "2").run_id)
     assert run.data.tags["retrain.trigger"] == "unconditional retrain"
