@@ -23,8 +23,11 @@ CLI = [sys.executable, "-c", "from npsrisk.cli import main; main()"]
 
 
 def npsrisk(home: Path, *args: str, env: dict[str, str] | None = None):
+    # Not MLflow's own variables: mlflow.set_tracking_uri in this process (the trained
+    # fixture) exports MLFLOW_TRACKING_URI, which would point the CLI at another home.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full = {
-        **os.environ,
+        **inherited,
         "NPSRISK_HOME": str(home),
         "NPSRISK_TRAINING__LIGHTGBM__N_ESTIMATORS": "300",
         "NPSRISK_TRAINING__LIGHTGBM__EARLY_STOPPING_ROUNDS": "30",
