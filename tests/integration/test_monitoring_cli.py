@@ -169,7 +169,8 @@ def test_retrain_gate_both_ways(demo_path, tmp_path):
     }
     first = npsrisk(home, "train", str(demo_path), env=weak)
     assert first.returncode == 0, first.stderr
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    store = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(store, store)  # registry too: the process's global one is elsewhere
 
     promoted = npsrisk(home, "retrain", str(demo_path))
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
