@@ -67,15 +67,7 @@ CSP = (
 
 
 def _pct(value: Any) -> str:
-    if value is None:
-        return "–"
-    share = 100 * float(value)
-    # Probabilities are never exactly 0 or 1: don't round them to a certainty.
-    if 99.5 <= share < 100:
-        return "> 99%"
-    if 0 < share < 0.5:
-        return "< 1%"
-    return f"{share:.0f}%"
+    return "–" if value is None else f"{100 * float(value):.0f}%"
 
 
 def _money(value: Any) -> str:
