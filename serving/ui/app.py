@@ -67,7 +67,19 @@ CSP = (
 
 
 def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.0f}%"
+    """A probability in whole percent, with decimals only where whole percent would read 0% or 100%.
+
+    The model never returns a certainty, so the page must not show one: 0.996 reads 99.6%,
+    not 100%. The text stays a plain number (the list's sort and the browser test parse it).
+    """
+    if value is None:
+        return "–"
+    share = 100 * float(value)
+    for decimals in range(4):
+        text = f"{share:.{decimals}f}"
+        if 0 < float(text) < 100 or share in (0.0, 100.0):
+            return f"{text}%"
+    return "99.999%" if share > 50 else "0.001%"
 
 
 def _money(value: Any) -> str:

@@ -107,3 +107,18 @@ def test_bands_and_segment_summaries():
     assert rows["a"]["predicted_nps"] == pytest.approx(30.0)
     assert rows["b"]["actual_nps"] is None  # 2 answers: too few to show
     assert rows["b"]["churn_risk"] == pytest.approx(0.5)
+
+
+def test_a_probability_is_never_shown_as_a_certainty():
+    from serving.ui.app import _pct
+
+    assert _pct(0.123) == "12%"
+    assert _pct(0.996) == "99.6%"
+    assert _pct(0.9999) == "99.99%"
+    assert _pct(0.004) == "0.4%"
+    assert _pct(1e-9) == "0.001%"
+    assert _pct(None) == "–"
+    # Shown values keep the probabilities' order, so the list's sort reads right.
+    values = [0.001, 0.004, 0.2, 0.994, 0.996, 0.9999]
+    shown = [float(_pct(v).rstrip("%")) for v in values]
+    assert shown == sorted(shown)
