@@ -336,6 +336,16 @@ class UiSettings(_Section):
         12.0, gt=0, le=24 * 30, description="A sign-in lasts this long, then asks again."
     )
     page_size: int = Field(50, ge=10, le=500, description="Customers per page of the at-risk list.")
+    max_failed_signins: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Wrong API keys accepted from one client address within "
+        "``signin_window_seconds`` before its sign-ins are refused (429) until the window ends.",
+    )
+    signin_window_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="The window failed sign-ins are counted over."
+    )
     source_path: Path | None = Field(
         None,
         description="The raw export (folder or DuckDB file) the customer view reads NPS history "

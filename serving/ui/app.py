@@ -35,7 +35,14 @@ from serving.ui.data import (
     band,
     summarize_segments,
 )
-from serving.ui.session import COOKIE, LOGIN_COOKIE, Sealer, Session, read_session_secret
+from serving.ui.session import (
+    COOKIE,
+    LOGIN_COOKIE,
+    Sealer,
+    Session,
+    SignInThrottle,
+    read_session_secret,
+)
 
 logger = logging.getLogger("bentoml.service.npsrisk")
 
@@ -107,6 +114,9 @@ class UiApp:
         self.keys = keys or KeyRing("NPSRISK_API_KEYS", "NPSRISK_API_KEYS_FILE")
         self.env = _environment()
         self._sealer: Sealer | None = None
+        self.throttle = SignInThrottle(
+            settings.ui.max_failed_signins, settings.ui.signin_window_seconds
+        )
         self.asgi = Starlette(
             routes=[
                 Route("/", self.at_risk_page, methods=["GET"]),
@@ -258,7 +268,19 @@ class UiApp:
                 "Enter your name or e-mail: it is recorded with each change.",
                 next_path,
             )
+        address = request.client.host if request.client else "unknown"
+        wait = self.throttle.retry_after(address)
+        if wait:
+            response = self._login_response(
+                request,
+                429,
+                f"Too many wrong keys from this address: try again in {wait} seconds.",
+                next_path,
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not self.keys.accepts(key.encode()):
+            self.throttle.failed(address)
             return self._login_response(
                 request,
                 401,
@@ -266,6 +288,7 @@ class UiApp:
                 "administrator for a current key.",
                 next_path,
             )
+        self.throttle.succeeded(address)
         value, _ = self.sealer.seal(key, actor, self.settings.ui.session_hours)
         response = RedirectResponse(next_path or f"{UI_PATH}/", 303)
         response.set_cookie(

@@ -99,3 +99,44 @@ class Sealer:
         if not binding or not token:
             return False
         return hmac.compare_digest(self.csrf_token(binding), token)
+
+
+class SignInThrottle:
+    """Counts wrong keys per client address in a sliding window; past the limit, refuses.
+
+    Per worker (in memory): with W workers an attacker gets at most W × limit guesses per
+    window, which still turns a key search into centuries. Addresses are forgotten once their
+    window is over, so the table cannot grow without bound.
+    """
+
+    def __init__(self, limit: int, window_seconds: float):
+        self.limit = limit
+        self.window = window_seconds
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        kept = [t for t in self._failures.get(address, ()) if now - t < self.window]
+        if kept:
+            self._failures[address] = kept
+        else:
+            self._failures.pop(address, None)
+        return kept
+
+    def retry_after(self, address: str, now: float | None = None) -> int:
+        """Seconds until ``address`` may try again; 0 when it may try now."""
+        now = time.monotonic() if now is None else now
+        recent = self._recent(address, now)
+        if len(recent) < self.limit:
+            return 0
+        return max(1, int(recent[0] + self.window - now + 0.999))
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._failures) > 100_000:  # a flood of addresses: drop the expired ones
+            for known in list(self._failures):
+                self._recent(known, now)
+        self._recent(address, now)
+        self._failures.setdefault(address, []).append(now)
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)

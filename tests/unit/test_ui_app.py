@@ -75,3 +75,28 @@ def test_sign_out_needs_the_sessions_token(client):
     token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
     out = client.post("/ui/logout", data={"csrf": token}, follow_redirects=False)
     assert out.status_code == 303 and "signed_out=1" in out.headers["location"]
+
+
+def test_wrong_keys_from_one_address_are_throttled_and_a_right_key_waits_too(client):
+    for _ in range(5):  # ui.max_failed_signins
+        assert _sign_in(client, "bad-key").status_code == 401
+    refused = _sign_in(client, "good-key")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many wrong keys" in refused.text
+    assert "npsrisk_session" not in refused.cookies
+
+
+def test_the_throttle_forgets_an_address_once_its_window_is_over():
+    from serving.ui.session import SignInThrottle
+
+    throttle = SignInThrottle(limit=2, window_seconds=60)
+    throttle.failed("10.0.0.1", now=0.0)
+    throttle.failed("10.0.0.1", now=10.0)
+    assert throttle.retry_after("10.0.0.1", now=11.0) == 49
+    assert throttle.retry_after("10.0.0.2", now=11.0) == 0  # another address is not affected
+    assert throttle.retry_after("10.0.0.1", now=60.5) == 0  # the first failure aged out
+    throttle.failed("10.0.0.1", now=61.0)
+    throttle.succeeded("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1", now=62.0) == 0
+    assert throttle._failures == {}
