@@ -13,13 +13,16 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan
-from features.chunks import CUSTOMER_CHUNK, FeatureModel, Progress, feature_chunks
+from features.plan import FeaturePlan
+
+if TYPE_CHECKING:  # building features (Ibis, the loaders) only when materializing
+    from features.chunks import FeatureModel, Progress
 
 POINTER = "CURRENT"
 KEEP_STORES = 3
@@ -111,12 +114,16 @@ def materialize_features(
     home: Path,
     as_of: pd.Timestamp | None = None,
     model_version: str | None = None,
-    chunk_size: int = CUSTOMER_CHUNK,
+    chunk_size: int | None = None,
     progress: Progress | None = None,
     data=None,
 ) -> StoreInfo:
     """Build every customer active at ``as_of`` (default: the export's latest date) with the
-    model's own features, one slice of customers at a time, and publish them as the store."""
+    model's own features, one slice of customers at a time (``chunk_size``, default
+    ``features.chunks.CUSTOMER_CHUNK``), and publish them as the store."""
+    from features.chunks import CUSTOMER_CHUNK, feature_chunks
+
+    chunk_size = chunk_size or CUSTOMER_CHUNK
     run, chunks = feature_chunks(source, model, as_of, chunk_size, progress, data=data)
     parts = list(chunks)
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
