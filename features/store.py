@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ import pandas as pd
 from features.plan import FeaturePlan
 
 if TYPE_CHECKING:  # building features (Ibis, the loaders) only when materializing
-    from features.chunks import FeatureModel, Progress
+    from features.chunks import ChunkedRun, FeatureModel, Progress
 
 POINTER = "CURRENT"
 KEEP_STORES = 3
@@ -39,6 +39,7 @@ class StoreInfo:
     rows: int
     created_at: str
     model_version: str | None
+    run: ChunkedRun | None = None  # materialize_features: rows set aside, messages capped
 
 
 def store_dir(home: Path) -> Path:
@@ -130,7 +131,7 @@ def materialize_features(
     plan = FeaturePlan.from_dict(model.plan)
     if features.empty:
         features = pd.DataFrame(columns=["customer_id", "as_of", *plan.feature_names])
-    return write_store(features, plan, home, run.as_of, model_version)
+    return replace(write_store(features, plan, home, run.as_of, model_version), run=run)
 
 
 class FeatureStore:
