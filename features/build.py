@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.attributes import AttributeSchema, infer_attribute_schema, static_attributes
+from features.attributes import infer_attribute_schema, static_attributes
 from features.definitions import (
     KEYS,
     FeatureContext,
@@ -20,126 +20,17 @@ from features.definitions import (
     nps_features,
     static_features,
     text_features,
-    text_windows,
     ticket_features,
     usage_features,
     with_cutoff,
 )
+from features.plan import FeaturePlan, text_windows  # noqa: F401 (FeaturePlan lives on here too)
 from features.validation import ValidatedTables
 from npsrisk.settings import DataSettings, FeatureSettings
 
 EVENT_TABLES = ("usage", "tickets", "chats", "nps_responses")
 TEXT_SIGNALS = "text_signals"  # derived table: one scored customer text per row
 Progress = Callable[[str], None]
-
-
-@dataclass
-class FeaturePlan:
-    """Which features exist, decided once from training data and reused verbatim for scoring."""
-
-    settings: FeatureSettings
-    tables: list[str]
-    metrics: dict[str, list[str]]
-    attributes: AttributeSchema
-    skipped_metrics: list[str] = field(default_factory=list)
-    text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
-
-    # --- names --------------------------------------------------------------------------
-    def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
-        """Feature names per source table, each with whether "no event" means 0 (a count)."""
-        s = self.settings
-        long = max(s.windows_days)
-        attrs = self.attributes
-        groups: dict[str, list[tuple[str, bool]]] = {
-            "static": [
-                (c, False)
-                for c in ("tenure_days", *attrs.numeric, *attrs.boolean, *attrs.categorical)
-            ],
-        }
-        if "usage" in self.tables:
-            groups["usage"] = [
-                (name, zero)
-                for slug in self.metrics
-                for name, zero in (
-                    *[(f"usage_{slug}_{w}d", True) for w in s.windows_days],
-                    (f"usage_{slug}_trend", False),
-                    (f"usage_{slug}_drop", True),
-                    (f"usage_{slug}_days_since_active", False),
-                )
-            ]
-        if "tickets" in self.tables:
-            groups["tickets"] = [
-                *[(f"tickets_{w}d", True) for w in s.windows_days],
-                ("tickets_open", True),
-                ("tickets_high_priority_open", True),
-                (f"tickets_high_priority_{long}d", True),
-                (f"tickets_resolution_hours_{long}d", False),
-                (f"tickets_reopened_{long}d", True),
-                (f"tickets_csat_{long}d", False),
-                ("tickets_csat_last", False),
-                ("tickets_days_since_last", False),
-            ]
-        if "chats" in self.tables:
-            groups["chats"] = [
-                *[
-                    (f"chat_{kind}_{w}d", True)
-                    for w in s.windows_days
-                    for kind in ("conversations", "customer_messages")
-                ],
-                ("chat_days_since_last", False),
-            ]
-        if self.text_themes:
-            short, long = text_windows(s)
-            groups["text"] = [
-                *[(f"text_messages_{w}d", True) for w in (short, long)],
-                *[(f"text_negative_share_{w}d", False) for w in (short, long)],
-                ("text_negative_share_trend", False),
-                (f"text_worst_score_{long}d", False),
-                (f"text_mean_score_{long}d", False),
-                *[(f"text_negative_{t}_{short}d", True) for t in self.text_themes],
-            ]
-        if "nps_responses" in self.tables:
-            groups["nps_responses"] = [
-                ("nps_last_score", False),
-                ("nps_last_age_days", False),
-                ("nps_mean", False),
-                ("nps_trend", False),
-                ("nps_responses", True),
-            ]
-        return groups
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [name for cols in self.group_columns().values() for name, _ in cols]
-
-    @property
-    def categorical(self) -> list[str]:
-        return list(self.attributes.categorical)
-
-    def zero_when_absent(self) -> list[str]:
-        """Counts and levels: no event in the window means 0, not unknown."""
-        return [name for cols in self.group_columns().values() for name, zero in cols if zero]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "settings": self.settings.model_dump(),
-            "tables": self.tables,
-            "metrics": self.metrics,
-            "attributes": self.attributes.to_dict(),
-            "skipped_metrics": self.skipped_metrics,
-            "text_themes": self.text_themes,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeaturePlan:
-        return cls(
-            settings=FeatureSettings(**data["settings"]),
-            tables=list(data["tables"]),
-            metrics={k: list(v) for k, v in data["metrics"].items()},
-            attributes=AttributeSchema(**data["attributes"]),
-            skipped_metrics=list(data.get("skipped_metrics", [])),
-            text_themes=dict(data.get("text_themes", {})),
-        )
 
 
 MAX_METRICS = 40

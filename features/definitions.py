@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
+from features.plan import text_windows
 from npsrisk.settings import FeatureSettings
 
 DAY = 86400
@@ -206,11 +207,6 @@ def static_features(spine: ir.Table, attributes: ir.Table, ctx: FeatureContext) 
         tenure_days=(j._cutoff - _seconds(j.signup_date)) / DAY,
         **{c: j[c] for c in extra},
     )
-
-
-def text_windows(settings: FeatureSettings) -> tuple[int, int]:
-    """The short and long text windows: the trend's recent period and the longest window."""
-    return settings.trend_recent_days, max(settings.windows_days)
 
 
 def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir.Table:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import FeaturePlan
-from features.chunks import CUSTOMER_CHUNK, FeatureModel, Progress, feature_chunks
+from features.plan import FeaturePlan
+
+if TYPE_CHECKING:  # building features (Ibis, the loaders) only when materializing
+    from features.chunks import ChunkedRun, FeatureModel, Progress
 
 POINTER = "CURRENT"
 KEEP_STORES = 3
@@ -36,6 +39,7 @@ class StoreInfo:
     rows: int
     created_at: str
     model_version: str | None
+    run: ChunkedRun | None = None  # materialize_features: rows set aside, messages capped
 
 
 def store_dir(home: Path) -> Path:
@@ -111,19 +115,23 @@ def materialize_features(
     home: Path,
     as_of: pd.Timestamp | None = None,
     model_version: str | None = None,
-    chunk_size: int = CUSTOMER_CHUNK,
+    chunk_size: int | None = None,
     progress: Progress | None = None,
     data=None,
 ) -> StoreInfo:
     """Build every customer active at ``as_of`` (default: the export's latest date) with the
-    model's own features, one slice of customers at a time, and publish them as the store."""
+    model's own features, one slice of customers at a time (``chunk_size``, default
+    ``features.chunks.CUSTOMER_CHUNK``), and publish them as the store."""
+    from features.chunks import CUSTOMER_CHUNK, feature_chunks
+
+    chunk_size = chunk_size or CUSTOMER_CHUNK
     run, chunks = feature_chunks(source, model, as_of, chunk_size, progress, data=data)
     parts = list(chunks)
     features = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     plan = FeaturePlan.from_dict(model.plan)
     if features.empty:
         features = pd.DataFrame(columns=["customer_id", "as_of", *plan.feature_names])
-    return write_store(features, plan, home, run.as_of, model_version)
+    return replace(write_store(features, plan, home, run.as_of, model_version), run=run)
 
 
 class FeatureStore:

@@ -66,7 +66,7 @@ class Reference:
     model_name: str
     version: str
     run_id: str
-    bundle: object  # training.bundle.NpsRiskModel
+    bundle: object  # training.bundle.ModelBundle
     trained_at: str | None
 
     @property

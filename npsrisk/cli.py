@@ -390,18 +390,23 @@ def _as_of_date(value: str | None) -> pd.Timestamp | None:  # noqa: F821
 
 def _report_capped(capped: int, scorer) -> None:
     if capped:
+        from text_analytics.signals import MAX_MESSAGE_CHARS
+
+        limit = getattr(scorer, "max_chars", MAX_MESSAGE_CHARS)  # older pickles: the default
         out.console.print(
-            f"[yellow]{capped:,} messages were longer than {scorer.max_chars:,} characters: "
+            f"[yellow]{capped:,} messages were longer than {limit:,} characters: "
             "only their beginning was scored[/yellow] (text.max_message_chars)"
         )
 
 
-def _report_set_aside(run) -> None:
+def _report_run(run, bundle) -> None:
+    """What a pass over an export (score, materialize) set aside and capped on the way."""
     if run.rows_set_aside:
         out.console.print(
             f"[yellow]{run.rows_set_aside:,} rows of these customers broke the data contract and "
             "were set aside[/yellow] (run `npsrisk validate DATA` for the full report)"
         )
+    _report_capped(run.capped_messages, bundle.text)
 
 
 @app.command()
@@ -442,6 +447,7 @@ def materialize(
                 progress=update,
                 data=settings.data,
             )
+        _report_run(info.run, champion.bundle)
     out.console.print(
         f"{info.rows:,} active customers as of {info.features_as_of.date()} for model "
         f"{champion.card.name} v{champion.card.version}; a running service picks it up by itself"
@@ -490,7 +496,7 @@ def score(
             progress=update,
             data=settings.data,
         )
-    _report_set_aside(result.run)
+    _report_run(result.run, champion.bundle)
     out.console.print(
         f"{result.rows:,} customers scored with {champion.card.name} "
         f"v{champion.card.version} (features as of {result.features_as_of})"

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from features.chunks import CUSTOMER_CHUNK, ChunkedRun, Progress, feature_chunks
 from npsrisk.settings import RiskTierSettings
 from serving.predictions import ModelCard, predict_rows
-from training.bundle import NpsRiskModel
+from training.bundle import ModelBundle
 
 PREDICT_ROWS = 50_000  # rows scored at once: bounds the SHAP matrices' memory
 # A driver's value is a number, or a category's text: two typed fields, one of them null.
@@ -69,7 +69,7 @@ COLUMNS = (
 
 
 def predictions_frame(
-    bundle: NpsRiskModel,
+    bundle: ModelBundle,
     features: pd.DataFrame,
     card: ModelCard,
     features_as_of: str,
@@ -185,7 +185,7 @@ class BatchResult:
 
 def score_source(
     source: Path,
-    bundle: NpsRiskModel,
+    bundle: ModelBundle,
     card: ModelCard,
     out: Path,
     as_of: pd.Timestamp | None,

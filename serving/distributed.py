@@ -27,14 +27,14 @@ from features.spark import (
 from npsrisk.settings import RiskTierSettings
 from serving.batch import PREDICT_ROWS, PREDICTIONS_SCHEMA, predictions_frame
 from serving.predictions import ModelCard
-from training.bundle import NpsRiskModel
+from training.bundle import ModelBundle
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # A local property a test sets to make every task's first attempt fail midway.
 FAULT_PROPERTY = "npsrisk.inject_failure"
-_BUNDLES: dict[str, NpsRiskModel] = {}  # per Python worker: each shipped bundle loaded once
+_BUNDLES: dict[str, ModelBundle] = {}  # per Python worker: each shipped bundle loaded once
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SparkBatchResult:
     rows_set_aside: int
 
 
-def ship_bundle(spark: SparkSession, bundle: NpsRiskModel, work_dir: Path) -> str:
+def ship_bundle(spark: SparkSession, bundle: ModelBundle, work_dir: Path) -> str:
     """Pickle the bundle once and hand it to every executor (SparkFiles); its file name."""
     import cloudpickle
 
@@ -56,7 +56,7 @@ def ship_bundle(spark: SparkSession, bundle: NpsRiskModel, work_dir: Path) -> st
     return name
 
 
-def _load_bundle(name: str) -> NpsRiskModel:
+def _load_bundle(name: str) -> ModelBundle:
     if name not in _BUNDLES:
         import pickle
 
@@ -126,7 +126,7 @@ def publish(spark: SparkSession, frame: DataFrame, out: str) -> None:
 def score_spark(
     spark: SparkSession,
     source: str | Path,
-    bundle: NpsRiskModel,
+    bundle: ModelBundle,
     card: ModelCard,
     out: str | Path,
     as_of: pd.Timestamp | None,

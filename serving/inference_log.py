@@ -28,8 +28,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from serving.http import encode_json
 
@@ -155,6 +153,9 @@ def compact_day(day_folder: Path) -> int:
     parts = sorted(day_folder.glob("*.jsonl"))
     if not parts:
         return 0
+    import pyarrow as pa  # compaction and readers only: not on a worker's start-up path
+    import pyarrow.parquet as pq
+
     target = day_folder / COMPACTED
     records = []
     if target.is_file():
@@ -226,6 +227,8 @@ def read_inference_log(
 ) -> pd.DataFrame:
     """Logged predictions (features and outputs as dict columns), compacted days and JSONL
     alike; ``since`` / ``until`` (inclusive) skip whole day folders unread."""
+    import pyarrow.parquet as pq
+
     records = []
     for day, path in sorted(_day_folders(Path(folder)).items()):
         if (since and day < since) or (until and day > until):

@@ -15,7 +15,7 @@ import numpy as np
 
 from features.contract import NPS_CATEGORIES
 from npsrisk.settings import RiskTierSettings
-from training.bundle import NpsRiskModel
+from training.bundle import ModelBundle
 
 ValueOf = Callable[[int, str], Any]  # (row, feature) -> the raw value to show
 
@@ -30,7 +30,7 @@ class ModelCard:
     predicts: tuple[str, ...]
 
     @classmethod
-    def of(cls, name: str, version: str, bundle: NpsRiskModel) -> ModelCard:
+    def of(cls, name: str, version: str, bundle: ModelBundle) -> ModelCard:
         return cls(name, str(version), bundle.info.get("trained_at"), tuple(bundle.heads))
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def pick_drivers(contributions: np.ndarray, top_k: int) -> np.ndarray:
 
 
 def predict_rows(
-    bundle: NpsRiskModel,
+    bundle: ModelBundle,
     X: np.ndarray,
     customer_ids: Sequence[str | None],
     value_of: ValueOf,

@@ -66,8 +66,11 @@ from serving.state import (
     NotReadyError,
     ServingState,
     champion_version,
+    import_lightgbm_for_scoring,
     load_champion,
     load_store,
+    note_champion,
+    noted_champion,
     predict_records,
 )
 from serving.ui.app import UI_PATH, build_ui_app
@@ -113,17 +116,22 @@ def _error(status: int, code: str, detail: str) -> tuple[int, dict]:
     return status, {"error": code, "detail": detail}
 
 
-def _instance_metrics_dir(settings: Settings) -> Path:
-    """This instance's own prometheus folder, so two services on one host never mix counters.
-
-    Workers of one ``bentoml serve`` share a parent (the arbiter), so the folder is named by
-    host, the arbiter's pid and its start time; folders of arbiters that are gone are removed.
-    """
+def _instance_id() -> str:
+    """This instance: workers of one ``bentoml serve`` share a parent (the arbiter), so it is
+    the host, the arbiter's pid and its start time."""
     import psutil
 
     parent = psutil.Process(os.getppid())
+    return f"{socket.gethostname()}-{parent.pid}-{int(parent.create_time())}"
+
+
+def _instance_metrics_dir(settings: Settings) -> Path:
+    """This instance's own prometheus folder, so two services on one host never mix counters;
+    folders of arbiters that are gone are removed."""
+    import psutil
+
     root = settings.run_path / "metrics"
-    folder = root / f"{socket.gethostname()}-{parent.pid}-{int(parent.create_time())}"
+    folder = root / _instance_id()
     folder.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     for other in root.iterdir():
@@ -175,6 +183,7 @@ class _QuietClientErrors(logging.Filter):
 class NpsRiskService:
     def __init__(self) -> None:
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_QuietClientErrors())
+        import_lightgbm_for_scoring()  # a restarted worker's start-up is mostly imports
         self.settings = load_settings()
         self.state: ServingState | None = None
         self.problem: str | None = None
@@ -186,19 +195,31 @@ class NpsRiskService:
         self.acting = Acting(self.settings, upgrade=False)
         self._stamp_path = self.settings.run_path / "reload-stamp"
         self._stamp_seen = self._read_stamp()
-        self._refresh()
+        self._instance = _instance_id()
+        self._noted: str | None = None
+        # A worker the arbiter restarted starts on the version its siblings noted (no MLflow
+        # import); its next poll asks the registry.
+        self._refresh(noted=noted_champion(self.settings, self._instance))
         _freeze_heap()
         self._stop = threading.Event()
+        self._relay_lock = threading.Lock()
         self.relay = None
         if self.settings.alerts.relay_poll_seconds > 0:
-            # The outbox relay (alerts: SQLAlchemy and httpx only, never monitoring/Evidently).
-            from alerts.relay import RelayThread
-
-            self.relay = RelayThread(self.settings).start()
+            # Started beside the first requests: its imports (SQLAlchemy) are seconds of a
+            # restarted worker's start-up that /predict does not need.
+            threading.Thread(target=self._start_relay, daemon=True, name="npsrisk-relay").start()
         threading.Thread(target=self._poll, daemon=True, name="npsrisk-refresh").start()
         _SLOT.instance = self
 
     # --- lifecycle --------------------------------------------------------------------
+    @bentoml.on_deployment
+    def _prompt_respawn() -> None:
+        # In the arbiter, once, before it starts: replace a dead worker at once, not on the
+        # arbiter's next 10 s check (serving.supervisor).
+        from serving.supervisor import respawn_on_exit
+
+        respawn_on_exit()
+
     def __is_ready__(self) -> bool:
         return self.state is not None and not DRAINING
 
@@ -236,11 +257,20 @@ class NpsRiskService:
 
         signal.signal(signal.SIGTERM, on_term)
 
+    def _start_relay(self) -> None:
+        """The outbox relay (alerts: SQLAlchemy and httpx only, never monitoring/Evidently)."""
+        from alerts.relay import RelayThread
+
+        with self._relay_lock:
+            if not self._stop.is_set():
+                self.relay = RelayThread(self.settings).start()
+
     @bentoml.on_shutdown
     def _close(self) -> None:
         self._stop.set()
-        if self.relay is not None:
-            self.relay.stop()
+        with self._relay_lock:
+            if self.relay is not None:
+                self.relay.stop()
         if self.log is not None:
             self.log.close()
 
@@ -300,13 +330,21 @@ class NpsRiskService:
             except Exception:  # keep polling; the next attempt may succeed
                 logger.exception("background refresh failed")
 
-    def _refresh(self, check_champion: bool = True) -> str:
-        """Load a new champion and/or store if either changed; swap them in as one state."""
+    def _refresh(self, check_champion: bool = True, noted: str | None = None) -> str:
+        """Load a new champion and/or store if either changed; swap them in as one state.
+
+        ``noted``: the version to load without asking the registry (see ``noted_champion``).
+        """
         with self._swap_lock:
             current = self.state
             try:
-                if check_champion or current is None:
+                if current is None and noted is not None:
+                    version = noted
+                elif check_champion or current is None:
                     version = champion_version(self.settings)
+                    if version != self._noted:
+                        note_champion(self.settings, version, self._instance)
+                        self._noted = version
                 else:
                     version = current.champion.card.version
                 store_path = current_store_path(self.settings.home_path)

@@ -1,26 +1,29 @@
-"""What the service scores with: the champion model and the feature store, swapped as one."""
+"""What the service scores with: the champion model and the feature store, swapped as one.
+
+MLflow is imported only to ask the registry or to load a version not cached yet: a
+restarted worker loads its champion from the local cache without it (see ``noted_champion``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from features.store import FeatureStore, StoreMissingError
 from npsrisk.settings import Settings
 from serving.predictions import ModelCard, predict_rows
-from training.bundle import NpsRiskModel
+from training.bundle import ModelBundle
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,25 @@ class NotReadyError(Exception):
 
 @dataclass(frozen=True)
 class Champion:
-    bundle: NpsRiskModel
+    bundle: ModelBundle
     card: ModelCard
+
+
+def import_lightgbm_for_scoring() -> None:
+    """Import LightGBM without its scikit-learn wrappers, in a process that has neither yet.
+
+    With sklearn installed, ``import lightgbm`` imports its estimator wrappers and with them
+    sklearn and scipy.optimize: half its import time (measured), on every worker start. A
+    worker scores with ``lightgbm.Booster`` only, and nothing in the project uses the
+    wrappers. sklearn stays importable afterwards (the text scorer's pipelines use it).
+    """
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn` fail
+    try:
+        import lightgbm  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]
 
 
 def champion_version(settings: Settings) -> str:
@@ -42,6 +62,9 @@ def champion_version(settings: Settings) -> str:
             f"No MLflow store at {settings.mlflow_db_path}: run `npsrisk train DATA` first "
             "(or set NPSRISK_HOME / registry.tracking_uri to where your models are)."
         )
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient(settings.tracking_uri, settings.registry_uri)
     name, alias = settings.registry.model_name, settings.registry.champion_alias
     try:
@@ -56,9 +79,50 @@ def champion_version(settings: Settings) -> str:
 KEEP_CACHED = 3
 
 
+def _registry_key(settings: Settings) -> str:
+    return hashlib.sha256(settings.registry_uri.encode()).hexdigest()[:12]
+
+
 def _cache_key(settings: Settings, version: str) -> str:
-    registry = hashlib.sha256(settings.registry_uri.encode()).hexdigest()[:12]
-    return f"{settings.registry.model_name}-v{version}-{registry}"
+    return f"{settings.registry.model_name}-v{version}-{_registry_key(settings)}"
+
+
+def _pointer_path(settings: Settings) -> Path:
+    name = settings.registry.model_name
+    return settings.serving_cache_path / f"champion-{name}-{_registry_key(settings)}.json"
+
+
+def note_champion(settings: Settings, version: str, instance: str) -> None:
+    """Record the champion version this instance's workers resolved through the registry."""
+    body = json.dumps({"version": version, "instance": instance})
+    try:
+        _write_atomic(_pointer_path(settings), lambda p: p.write_text(body))
+    except OSError:
+        logger.warning("could not note the champion version", exc_info=True)
+
+
+def noted_champion(settings: Settings, instance: str) -> str | None:
+    """The champion version noted by a worker of the same instance (the same ``bentoml
+    serve`` arbiter) when that version's bundle is cached, else None.
+
+    A worker the arbiter restarts serves what its siblings serve without asking the registry
+    (MLflow's import alone takes seconds); its polls check the registry afterwards. A new
+    instance always asks the registry, so a champion moved while the service was down is
+    never served stale.
+    """
+    try:
+        noted = json.loads(_pointer_path(settings).read_text())
+        version = str(noted["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if noted.get("instance") != instance or not _cached_path(settings, version).is_file():
+        return None
+    return version
+
+
+def _cached_path(settings: Settings, version: str) -> Path:
+    # ".bundle": a plain ModelBundle; caches of the MLflow class before it are not read.
+    return settings.serving_cache_path / f"{_cache_key(settings, version)}.bundle.pkl"
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -79,13 +143,14 @@ def _prune_cache(folder: Path, pattern: str) -> None:
 
 def load_champion(settings: Settings, version: str | None = None) -> Champion:
     """The champion's bundle: from the local cache when this version was loaded before
-    (a restarted worker serves in about a second), else from MLflow, then cached.
+    (no MLflow import: a restarted worker serves within seconds), else from MLflow, then
+    cached.
 
     A registered version never changes, so the cache is keyed by registry and version.
     """
     version = version or champion_version(settings)
     name = settings.registry.model_name
-    cached = settings.serving_cache_path / f"{_cache_key(settings, version)}.pkl"
+    cached = _cached_path(settings, version)
     bundle = None
     if cached.is_file():
         try:
@@ -93,13 +158,17 @@ def load_champion(settings: Settings, version: str | None = None) -> Champion:
                 bundle = pickle.load(handle)
         except Exception:  # a cache from another library version: load from MLflow again
             logger.warning("ignoring an unreadable model cache %s", cached.name)
+        if not isinstance(bundle, ModelBundle):
+            bundle = None
     if bundle is None:
+        import mlflow
+
         mlflow.set_tracking_uri(settings.tracking_uri)
         mlflow.set_registry_uri(settings.registry_uri)
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        bundle = model.unwrap_python_model()
+        bundle = ModelBundle.of(model.unwrap_python_model())
         try:
-            _write_atomic(cached, lambda p: p.write_bytes(pickle.dumps(bundle, protocol=5)))
+            _write_atomic(cached, lambda p: p.write_bytes(bundle.cache_bytes()))
             _prune_cache(cached.parent, f"{name}-v*.pkl")
         except (OSError, pickle.PicklingError, TypeError, AttributeError):
             logger.warning("could not cache model v%s locally", version, exc_info=True)

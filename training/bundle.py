@@ -1,19 +1,22 @@
-"""The deployable model: encoder, churn head and NPS heads as one MLflow pyfunc."""
+"""The deployable model as one plain object: encoder, churn and NPS heads, catalogue, text
+scorer and response model, and how they score.
+
+No MLflow here. ``training.pyfunc.NpsRiskModel`` is this bundle as an MLflow pyfunc (what a
+training run logs and the registry holds); the service and batch scoring hold the plain
+``ModelBundle`` (``ModelBundle.of``), so a worker that scores never imports MLflow.
+"""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
 
 from features.catalog import FeatureCatalog, learn_catalog
 from features.contract import NPS_CATEGORIES
 from training.calibration import category_probabilities, expected_score
-from training.models import ChurnModel, FeatureEncoder, NpsModel
 
 OUTPUT_COLUMNS = (
     "churn_probability",
@@ -24,25 +27,45 @@ OUTPUT_COLUMNS = (
     "nps_category",
 )
 TARGETS = ("churn", "nps")
+PARTS = ("encoder", "churn", "nps", "plan", "info", "text", "catalog_data", "response")
 
 
-class NpsRiskModel(mlflow.pyfunc.PythonModel):
+def __getattr__(name: str):
+    # Versions registered before the pyfunc moved to training.pyfunc pickled
+    # ``training.bundle.NpsRiskModel``; MLflow still finds it here (and imports MLflow then).
+    if name == "NpsRiskModel":
+        from training.pyfunc import NpsRiskModel
+
+        return NpsRiskModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Deferred:
+    """A part pickled on its own inside a pickle, unpickled (and its imports paid) on first use."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def load(self) -> Any:
+        return pickle.loads(self.data)
+
+
+class ModelBundle:
     """Scores feature records: churn probability, expected NPS and category probabilities.
 
-    Works through ``mlflow.pyfunc.load_model`` on plain columns (strings for categories,
-    numbers for the rest; missing columns are allowed), and exposes ``score`` and
-    ``contributions`` on numpy matrices for the service's fast path.
+    ``score`` and ``contributions`` work on encoded numpy matrices (the service's fast path),
+    ``predict_frame`` on plain columns (strings for categories, numbers for the rest; missing
+    columns are allowed).
     """
 
-    text = None  # versions trained before text features existed unpickle without one
     catalog_data = None  # versions trained before the feature catalogue: see ``catalog``
     response = None  # nor, before forecasts used it, the survey-response model
 
     def __init__(
         self,
-        encoder: FeatureEncoder,
-        churn: ChurnModel | None,
-        nps: NpsModel | None,
+        encoder: Any,  # training.models.FeatureEncoder
+        churn: Any,  # training.models.ChurnModel | None
+        nps: Any,  # training.models.NpsModel | None
         plan: dict[str, Any],
         info: dict[str, Any],
         text: Any = None,
@@ -63,6 +86,40 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         state = dict(self.__dict__)
         state.pop("_catalog", None)  # rebuilt from catalog_data on first use
         return state
+
+    @classmethod
+    def of(cls, model: Any) -> ModelBundle:
+        """The plain bundle of a model (a registered ``NpsRiskModel``): the same parts, shared,
+        without MLflow's class or the state MLflow keeps on it."""
+        plain = cls.__new__(cls)
+        for part in PARTS:
+            plain.__dict__[part] = getattr(model, part, None)
+        return plain
+
+    def cache_bytes(self) -> bytes:
+        """This bundle pickled for a worker's local cache. The text scorer (sklearn's TF-IDF
+        pipelines: batch scoring and the customer page use it, /predict never does) is a
+        nested pickle, unpickled on first use, so a restarted worker does not import it."""
+        plain = ModelBundle.of(self)
+        text = self.__dict__.get("text")
+        if text is not None:
+            plain.__dict__["text"] = (
+                text if isinstance(text, Deferred) else Deferred(pickle.dumps(text, protocol=5))
+            )
+        return pickle.dumps(plain, protocol=5)
+
+    @property
+    def text(self) -> Any:
+        """The text scorer (text_analytics.signals.TextScorer), or None: versions trained
+        before text features, or a plan without them."""
+        value = self.__dict__.get("text")
+        if isinstance(value, Deferred):
+            value = self.__dict__["text"] = value.load()
+        return value
+
+    @text.setter
+    def text(self, value: Any) -> None:
+        self.__dict__["text"] = value
 
     @property
     def catalog(self) -> FeatureCatalog:
@@ -192,22 +249,3 @@ class NpsRiskModel(mlflow.pyfunc.PythonModel):
         category[has] = np.array(NPS_CATEGORIES, dtype=object)[np.argmax(probs[has], axis=1)]
         out["nps_category"] = category
         return out[list(OUTPUT_COLUMNS)]
-
-    def predict(
-        self, context, model_input: pd.DataFrame, params: dict | None = None
-    ) -> pd.DataFrame:
-        return self.predict_frame(pd.DataFrame(model_input))
-
-    def signature(self) -> ModelSignature:
-        categorical = set(self.encoder.categorical)
-        inputs = Schema(
-            [
-                ColSpec("string" if name in categorical else "double", name, required=False)
-                for name in self.encoder.features
-            ]
-        )
-        outputs = Schema(
-            [ColSpec("double", c) for c in OUTPUT_COLUMNS if c != "nps_category"]
-            + [ColSpec("string", "nps_category", required=False)]
-        )
-        return ModelSignature(inputs=inputs, outputs=outputs)

@@ -8,10 +8,10 @@ distinct probabilities (no isotonic steps). Probabilities are never exactly 0 or
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
+
+# Fitting needs sklearn and scipy.optimize; they are imported where a map is fitted, so a
+# service worker that only applies fitted maps never imports them.
 
 EPS = 1e-6  # probabilities stay inside [EPS, 1 - EPS]
 CALIBRATION_FOLDS = 3
@@ -27,6 +27,8 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def _fit_logistic(columns: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200).fit(columns, y)
     return model.coef_[0].astype(float), float(model.intercept_[0])
 
@@ -80,6 +82,8 @@ class _IsotonicInterpolated:
             raise ValueError("too few positives or negatives for isotonic calibration")
         order = np.argsort(raw, kind="stable")
         x = raw[order]
+        from sklearn.isotonic import IsotonicRegression
+
         fitted = IsotonicRegression(out_of_bounds="clip").fit(x, y[order]).predict(x)
         starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
         sizes = np.diff(np.r_[starts, len(x)])
@@ -181,6 +185,8 @@ class OrdinalLink:
             grad[1] = g_theta.sum()
             grad[2:] = deltas * np.cumsum(g_theta[::-1])[::-1][1:]
             return float(-np.sum(w * np.log(p)) / n), grad
+
+        from scipy.optimize import minimize
 
         result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B")
         self.params_ = result.x

@@ -8,7 +8,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 from features.catalog import risk_direction
 from features.contract import NPS_CATEGORIES
@@ -244,7 +243,7 @@ class LinearScorer:
         self.signs = signs  # per raw feature: +1 coefficient >= 0, -1 <= 0, 0 free
 
     def fit(self, X, y, categorical: list[int], weight=None) -> LinearScorer:
-        from sklearn.linear_model import Ridge
+        from sklearn.linear_model import LogisticRegression, Ridge
 
         self.design_ = LinearDesign().fit(X, categorical)
         Z = self.design_.transform(X)

@@ -29,7 +29,6 @@ from npsrisk.settings import Settings
 from text_analytics.signals import TextScorer
 from training import plots
 from training.baselines import BaseRateBaseline, LastNpsBaseline, LinearBaseline
-from training.bundle import NpsRiskModel
 from training.evaluation import (
     evaluate_predictions,
     headline,
@@ -45,6 +44,7 @@ from training.models import (
     lightgbm_params,
     monotone_vector,
 )
+from training.pyfunc import NpsRiskModel
 from training.registry import (
     apply_decision,
     champion_version,

@@ -3,6 +3,7 @@ set aside with their reason; never a traceback (the CLI run as a user runs it)."
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,47 @@ def test_score_sets_implausible_dates_aside(trained, demo_path, tmp_path):
     assert scored.returncode == 0 and "Traceback" not in output, output
     assert "features as of 2025-12-31" in scored.stdout  # not 9999
     assert "set aside" in scored.stdout
+
+
+def test_materialize_reports_set_aside_rows_and_capped_messages_as_score_does(
+    trained, demo_path, tmp_path
+):
+    from features.chunks import active_customer_ids
+    from features.loading import latest_date
+
+    settings, _ = trained
+    # A copy of the home: materializing must not move the store the session's service serves.
+    home = tmp_path / "home"
+    shutil.copytree(settings.home_path, home, ignore=shutil.ignore_patterns("run", "inference*"))
+    folder = _copy_of(demo_path, tmp_path / "faults")
+    (folder / "usage.parquet").symlink_to(demo_path / "usage.parquet")
+    (folder / "chats.parquet").unlink()
+    when = latest_date(demo_path)
+    customer = str(active_customer_ids(demo_path, when).iloc[0])
+    chats = pq.read_table(demo_path / "chats.parquet")
+    chats = chats.cast(
+        chats.schema.set(
+            chats.schema.get_field_index("sent_at"), pa.field("sent_at", pa.timestamp("us"))
+        )
+    )
+    row = {
+        **chats.slice(0, 1).to_pydict(),
+        "customer_id": [customer],
+        "author": ["customer"],
+        "text": ["the export keeps failing and nobody answers my tickets " * 200],  # 11,200
+        "sent_at": [when.to_pydatetime() - dt.timedelta(days=3)],
+    }
+    beyond = {**row, "sent_at": [dt.datetime(9999, 1, 1)]}  # set aside: date_out_of_range
+    pq.write_table(
+        pa.concat_tables([chats, *(pa.table(r, schema=chats.schema) for r in (row, beyond))]),
+        folder / "chats.parquet",
+    )
+    for args in (
+        ["materialize", str(folder)],
+        ["score", str(folder), "--out", str(tmp_path / "s.csv")],
+    ):
+        result = run(*args, home=home)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0 and "Traceback" not in output, output
+        assert "1 rows of these customers broke the data contract and were set" in output, args
+        assert "1 messages were longer than 5,000 characters" in output, (args, output)

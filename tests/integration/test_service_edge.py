@@ -186,3 +186,64 @@ def test_random_paths_do_not_grow_metrics(service):
     assert len(after.splitlines()) == len(before.splitlines())
     assert "random-" not in after
     assert 'endpoint="/unknown"' in after
+
+
+@pytest.fixture(scope="module")
+def tight(materialized, tmp_path_factory):
+    """The served home under a second instance with our own request timeout at 20 ms and
+    BentoML's own concurrency limit at 1 (BENTOML_CONFIG_OVERRIDES), one worker."""
+    import json
+
+    from conftest import ServiceProcess
+
+    overrides = {"services": {"npsrisk": {"traffic": {"max_concurrency": 1}}}}
+    process = ServiceProcess(
+        materialized.home_path,
+        tmp_path_factory.mktemp("tight") / "serve.log",
+        {
+            "NPSRISK_SERVING__REQUEST_TIMEOUT_SECONDS": "0.02",
+            "NPSRISK_SERVING__INFERENCE_LOG": "false",
+            "NPSRISK_ALERTS__RELAY_POLL_SECONDS": "0",
+            "BENTOML_CONFIG_OVERRIDES": json.dumps(overrides),
+        },
+    )
+    try:
+        process.wait_until_up()
+        yield process
+    finally:
+        process.stop()
+
+
+def test_our_504_on_a_slow_request_is_in_the_envelope(tight, materialized):
+    from features.store import FeatureStore
+
+    ids = list(FeatureStore.open(materialized.home_path).frame["customer_id"][:1000])
+    response = httpx.post(
+        tight.url + "/predict",
+        json={"customer_ids": ids, "explain": True, "top_k": 50},
+        headers=headers(),
+        timeout=60,
+    )
+    assert "serving.request_timeout_seconds" in envelope(response, 504, "timeout")
+
+
+def test_bentomls_own_429_is_in_the_envelope(tight):
+    # A login whose body never arrives holds BentoML's only concurrency slot (the page is
+    # inside BentoML's app); GET /model, also inside it, then gets BentoML's own 429.
+    held = socket.create_connection(("127.0.0.1", tight.port))
+    try:
+        held.sendall(
+            b"POST /ui/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nkey="
+        )
+        time.sleep(0.5)
+        response = httpx.get(tight.url + "/model", headers=headers(), timeout=30)
+        assert response.status_code == 429, response.text
+        detail = envelope(response, 429, "too_many_requests")
+        assert "Too many requests" not in response.text and detail
+    finally:
+        held.close()
+    deadline = time.time() + 30
+    while httpx.get(tight.url + "/model", headers=headers()).status_code != 200:
+        assert time.time() < deadline  # the slot is free again once the login is gone
+        time.sleep(0.2)

@@ -127,6 +127,52 @@ def test_overload_is_shed_with_429_and_retry_after(ops):
         assert r.json()["error"] == "too_many_requests"
 
 
+LEAN_LOAD = """
+import json, sys
+from npsrisk.settings import load_settings
+from serving.state import import_lightgbm_for_scoring, load_champion, load_store, ServingState
+import_lightgbm_for_scoring()
+settings = load_settings()
+version = json.loads(sys.argv[1])["version"]
+state = ServingState.build(load_champion(settings, version), load_store(settings),
+                           cache=settings.serving_cache_path)
+store = state.store
+prediction = state.predict_ids([store.frame["customer_id"][0]], True, 5,
+                               settings.serving.risk_tiers)[0][0]
+heavy = ["mlflow", "sklearn", "scipy.optimize", "ibis", "shap", "evidently", "sqlalchemy"]
+before = [m for m in heavy if m in sys.modules]
+has_text = state.champion.bundle.text is not None  # unpickled on first use
+print(json.dumps({"version": state.champion.card.version, "drivers": len(prediction["drivers"]),
+                  "memory_mapped": type(state.X).__name__, "imported": before,
+                  "text": has_text, "sklearn_after_text": "sklearn" in sys.modules}))
+"""
+
+
+def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_or_sklearn(ops):
+    import json
+    import subprocess
+    import sys
+
+    process, copy = ops
+    pointer = next(copy.serving_cache_path.glob("champion-*.json"))
+    noted = json.loads(pointer.read_text())
+    arbiter = psutil.Process(process.process.pid)
+    assert noted["instance"].endswith(f"-{arbiter.pid}-{int(arbiter.create_time())}")
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_LOAD, json.dumps(noted)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NPSRISK_HOME": str(copy.home_path)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["version"] == noted["version"] and seen["drivers"] > 0
+    assert seen["memory_mapped"] == "memmap"  # the encoded store, not encoded again
+    assert seen["imported"] == []
+    assert seen["text"] and seen["sklearn_after_text"]  # the text scorer is still there
+
+
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
     process, _ = ops
     victim = workers(process)[0]

@@ -1,0 +1,127 @@
+"""The feature plan: which features a model has, decided once from training data.
+
+Kept apart from ``features.build`` (Ibis, DuckDB) so that whatever only needs the names and
+kinds of features (the feature store a service worker opens, the catalogue) stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.attributes import AttributeSchema
+from npsrisk.settings import FeatureSettings
+
+
+def text_windows(settings: FeatureSettings) -> tuple[int, int]:
+    """The short and long text windows: the trend's recent period and the longest window."""
+    return settings.trend_recent_days, max(settings.windows_days)
+
+
+@dataclass
+class FeaturePlan:
+    """Which features exist, decided once from training data and reused verbatim for scoring."""
+
+    settings: FeatureSettings
+    tables: list[str]
+    metrics: dict[str, list[str]]
+    attributes: AttributeSchema
+    skipped_metrics: list[str] = field(default_factory=list)
+    text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
+
+    # --- names --------------------------------------------------------------------------
+    def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
+        """Feature names per source table, each with whether "no event" means 0 (a count)."""
+        s = self.settings
+        long = max(s.windows_days)
+        attrs = self.attributes
+        groups: dict[str, list[tuple[str, bool]]] = {
+            "static": [
+                (c, False)
+                for c in ("tenure_days", *attrs.numeric, *attrs.boolean, *attrs.categorical)
+            ],
+        }
+        if "usage" in self.tables:
+            groups["usage"] = [
+                (name, zero)
+                for slug in self.metrics
+                for name, zero in (
+                    *[(f"usage_{slug}_{w}d", True) for w in s.windows_days],
+                    (f"usage_{slug}_trend", False),
+                    (f"usage_{slug}_drop", True),
+                    (f"usage_{slug}_days_since_active", False),
+                )
+            ]
+        if "tickets" in self.tables:
+            groups["tickets"] = [
+                *[(f"tickets_{w}d", True) for w in s.windows_days],
+                ("tickets_open", True),
+                ("tickets_high_priority_open", True),
+                (f"tickets_high_priority_{long}d", True),
+                (f"tickets_resolution_hours_{long}d", False),
+                (f"tickets_reopened_{long}d", True),
+                (f"tickets_csat_{long}d", False),
+                ("tickets_csat_last", False),
+                ("tickets_days_since_last", False),
+            ]
+        if "chats" in self.tables:
+            groups["chats"] = [
+                *[
+                    (f"chat_{kind}_{w}d", True)
+                    for w in s.windows_days
+                    for kind in ("conversations", "customer_messages")
+                ],
+                ("chat_days_since_last", False),
+            ]
+        if self.text_themes:
+            short, long = text_windows(s)
+            groups["text"] = [
+                *[(f"text_messages_{w}d", True) for w in (short, long)],
+                *[(f"text_negative_share_{w}d", False) for w in (short, long)],
+                ("text_negative_share_trend", False),
+                (f"text_worst_score_{long}d", False),
+                (f"text_mean_score_{long}d", False),
+                *[(f"text_negative_{t}_{short}d", True) for t in self.text_themes],
+            ]
+        if "nps_responses" in self.tables:
+            groups["nps_responses"] = [
+                ("nps_last_score", False),
+                ("nps_last_age_days", False),
+                ("nps_mean", False),
+                ("nps_trend", False),
+                ("nps_responses", True),
+            ]
+        return groups
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for cols in self.group_columns().values() for name, _ in cols]
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.attributes.categorical)
+
+    def zero_when_absent(self) -> list[str]:
+        """Counts and levels: no event in the window means 0, not unknown."""
+        return [name for cols in self.group_columns().values() for name, zero in cols if zero]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.model_dump(),
+            "tables": self.tables,
+            "metrics": self.metrics,
+            "attributes": self.attributes.to_dict(),
+            "skipped_metrics": self.skipped_metrics,
+            "text_themes": self.text_themes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeaturePlan:
+        return cls(
+            settings=FeatureSettings(**data["settings"]),
+            tables=list(data["tables"]),
+            metrics={k: list(v) for k, v in data["metrics"].items()},
+            attributes=AttributeSchema(**data["attributes"]),
+            skipped_metrics=list(data.get("skipped_metrics", [])),
+            text_themes=dict(data.get("text_themes", {})),
+        )
