@@ -210,6 +210,38 @@ def test_retrain_gate_both_ways(demo_path, tmp_path):
     assert _summary(home, "retrain")["verdict"] == "not needed"
 
 
+def test_promote_by_hand_moves_the_alias_and_records_why(tmp_path):
+    """`npsrisk promote` on a real SQLite registry holding three versions, v2 the champion
+    and v3 a challenger (as the gate test leaves them)."""
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    home.mkdir()
+    store = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(store, store)
+    client.create_registered_model("npsrisk")
+    for _ in range(3):
+        client.create_model_version("npsrisk", (tmp_path / "model").as_uri())
+    client.set_registered_model_alias("npsrisk", "champion", "2")
+    client.set_model_version_tag("npsrisk", "3", "promotion", "challenger")
+
+    by_hand = npsrisk(home, "promote", "3", "--reason", "same quality, fresher data")
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert "v3 is champion (was v2)" in by_hand.stdout
+    assert str(client.get_model_version_by_alias("npsrisk", "champion").version) == "3"
+    tags = client.get_model_version("npsrisk", "3").tags
+    assert tags["promotion"] == "champion"
+    assert tags["promotion_reason"] == "promoted by hand: same quality, fresher data"
+    again = npsrisk(home, "promote", "3", "--reason", "again")
+    assert again.returncode == 0 and "already champion" in again.stdout
+    assert client.get_model_version("npsrisk", "3").tags["promotion_reason"].endswith("data")
+    missing = npsrisk(home, "promote", "9", "--reason", "typo")
+    assert missing.returncode == 2 and "no version 9 (registered: 1, 2, 3)" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    nothing = npsrisk(tmp_path / "empty", "promote", "1", "--reason", "x")
+    assert nothing.returncode == 2 and "npsrisk train" in nothing.stderr
+
+
 # --- the inference log as the window: a real service logs, monitoring reads it -------------
 
 
