@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 
@@ -31,16 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    from cbpe_check import cbpe_table, summarize
+
     from demo.generator import DemoConfig, find_ground_truth, make_demo
-    from monitoring.cbpe import estimate
     from monitoring.drift_report import run_drift
-    from monitoring.performance import realized_metrics
     from monitoring.reference import load_reference
     from monitoring.windows import window_from_data
     from npsrisk.settings import load_settings
     from training.pipeline import train
 
-    rows, cbpe_rows = [], []
+    rows, cbpe_tables = [], []
     as_of = pd.Timestamp(args.as_of)
     for seed in args.seeds:
         base = args.out / f"seed{seed}"
@@ -80,24 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-        frame = reference.frame
-        for when, group in frame.groupby("as_of"):
-            est, real = estimate(group), realized_metrics(group)
-            cbpe_rows.append(
-                {
-                    "seed": seed,
-                    "period": str(when.date()),
-                    "n": len(group),
-                    "expected_churn_rate": est["expected_churn_rate"],
-                    "churn_rate": real["churn_rate"],
-                    "expected_roc_auc": est["expected_roc_auc"],
-                    "roc_auc": real["roc_auc"],
-                    "expected_ece": est["expected_calibration_error"],
-                    "ece": real["calibration_error"],
-                }
-            )
+        cbpe_tables.append(cbpe_table(reference.frame, f"seed{seed}"))
     table = pd.DataFrame(rows)
-    cbpe = pd.DataFrame(cbpe_rows)
+    cbpe = pd.concat(cbpe_tables, ignore_index=True)
     pd.set_option("display.width", 200)
     print("\nDrift verdicts at", args.as_of, f"({args.customers} customers per company)")
     print(table.to_string(index=False))
@@ -113,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\nCBPE estimate vs realized, per validation period (held out, after calibration)")
     print(cbpe.round(4).to_string(index=False))
-    gap_auc = np.abs(cbpe["expected_roc_auc"] - cbpe["roc_auc"])
-    gap_rate = np.abs(cbpe["expected_churn_rate"] - cbpe["churn_rate"])
-    print(
-        f"\n|estimate - realized|: ROC-AUC mean {gap_auc.mean():.4f} (max {gap_auc.max():.4f}); "
-        f"churn rate mean {gap_rate.mean():.4f} (max {gap_rate.max():.4f})"
-    )
+    print(summarize(cbpe))
     table.to_csv(args.out / "drift_verdicts.csv", index=False)
     cbpe.to_csv(args.out / "cbpe.csv", index=False)
     return 0

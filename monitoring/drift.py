@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 PREDICTION_FEATURES = ("churn_probability", "predicted_nps", "nps_category")
@@ -106,6 +106,44 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
+def numeric_drift(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
+    """(normed Wasserstein, KS p-value) of two *sorted* samples from one pass over their
+    pooled values: both measures are functions of the two empirical CDFs' difference.
+
+    The p-value is the Kolmogorov limit with Stephens' small-sample correction: at the
+    sizes compared here (``min_segment_rows`` and up) it matches scipy's exact-n
+    ``ks_2samp(method="asymp")`` closely, at a fraction of the cost (tested).
+    """
+    n, m = len(ref_sorted), len(cur_sorted)
+    if n == 0 or m == 0:
+        return float("nan"), float("nan")
+    pooled = np.concatenate([ref_sorted, cur_sorted])
+    pooled.sort(kind="stable")  # two sorted runs: a merge
+    if pooled[0] == pooled[-1]:
+        return 0.0, 1.0
+    gap = np.abs(
+        np.searchsorted(ref_sorted, pooled, side="right") / n
+        - np.searchsorted(cur_sorted, pooled, side="right") / m
+    )
+    norm = max(float(np.std(ref_sorted)), 0.001)
+    wasserstein = float(np.dot(gap[:-1], np.diff(pooled))) / norm
+    root = np.sqrt(n * m / (n + m))
+    p = float(special.kolmogorov((root + 0.12 + 0.11 / root) * gap.max()))
+    return wasserstein, min(max(p, 0.0), 1.0)
+
+
+def _categorical_drift(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
+    """(Jensen-Shannon distance, chi-square p-value) of two count vectors over one key set."""
+    present = (ref_counts + cur_counts) > 0
+    ref_counts, cur_counts = ref_counts[present], cur_counts[present]
+    effect = float(
+        distance.jensenshannon(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+    )
+    if len(ref_counts) < 2:
+        return effect, 1.0
+    return effect, float(stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))[1])
+
+
 def segment_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -118,37 +156,51 @@ def segment_drift(
     cat_threshold: float,
 ) -> pd.DataFrame:
     """Every column in every segment present in both windows with ``min_rows`` rows each:
-    sizes, effect, p-value, BH q-value over all these tests, and whether it moved."""
-    rows = []
+    sizes, effect, p-value, BH q-value over all these tests, and whether it moved.
+
+    Hundreds of tests on 100k-row windows: each numeric column is sorted once per window and
+    each segment's values are picked from that order (no sort per test), categorical counts
+    come from one cross-tabulation per column."""
+    segments = []
     for seg in segment_columns:
         if seg not in reference or seg not in current:
             continue
-        ref_seg = reference[seg].astype(str)
-        cur_seg = current[seg].astype(str)
-        for value in sorted(set(ref_seg.unique()) & set(cur_seg.unique())):
-            r_mask, c_mask = (ref_seg == value).to_numpy(), (cur_seg == value).to_numpy()
-            if r_mask.sum() < min_rows or c_mask.sum() < min_rows:
+        ref_seg = reference[seg].astype(str).to_numpy()
+        cur_seg = current[seg].astype(str).to_numpy()
+        codes, labels = pd.factorize(np.concatenate([ref_seg, cur_seg]), sort=True)
+        ref_code, cur_code = codes[: len(ref_seg)], codes[len(ref_seg) :]
+        n_ref = np.bincount(ref_code, minlength=len(labels))
+        n_cur = np.bincount(cur_code, minlength=len(labels))
+        values = [k for k in range(len(labels)) if n_ref[k] >= min_rows and n_cur[k] >= min_rows]
+        if values:
+            segments.append((seg, labels, ref_code, cur_code, n_ref, n_cur, values))
+    rows = []
+    for position, column in enumerate(columns):
+        if column not in current or not any(column != s[0] for s in segments):
+            continue
+        is_cat = column in categorical
+        if is_cat:
+            tests = _categorical_by_segment(reference[column], current[column])
+        else:
+            tests = _numeric_by_segment(reference[column], current[column])
+        for seg, labels, ref_code, cur_code, n_ref, n_cur, values in segments:
+            if column == seg:
                 continue
-            for column in columns:
-                if column == seg or column not in current:
-                    continue
-                cat = column in categorical
-                r = _clean(reference.loc[r_mask, column], cat)
-                c = _clean(current.loc[c_mask, column], cat)
-                if len(r) < min_rows // 2 or len(c) < min_rows // 2:
-                    continue
+            for k, effect, p in tests(ref_code, cur_code, values, min_rows):
                 rows.append(
                     {
                         "segment": seg,
-                        "value": value,
+                        "value": labels[k],
                         "column": column,
-                        "n_reference": int(r_mask.sum()),
-                        "n_current": int(c_mask.sum()),
-                        "effect": effect_size(r, c, cat),
-                        "threshold": cat_threshold if cat else num_threshold,
-                        "p_value": p_value(r, c, cat),
+                        "n_reference": int(n_ref[k]),
+                        "n_current": int(n_cur[k]),
+                        "effect": effect,
+                        "threshold": cat_threshold if is_cat else num_threshold,
+                        "p_value": p,
+                        "_order": (segment_columns.index(seg), k, position),
                     }
                 )
+    rows.sort(key=lambda r: r.pop("_order"))
     frame = pd.DataFrame(
         rows,
         columns=[
@@ -159,6 +211,53 @@ def segment_drift(
     frame["q_value"] = benjamini_hochberg(frame["p_value"].to_numpy())
     frame["moved"] = (frame["q_value"] < alpha) & (frame["effect"] >= frame["threshold"])
     return frame
+
+
+def _numeric_by_segment(ref: pd.Series, cur: pd.Series):
+    """Sort the column once per window; ``tests(ref_code, cur_code, values, min_rows)`` then
+    yields (segment code, effect, p) per segment value, picking its values in that order."""
+    r_order, r_all = _ascending(ref)
+    c_order, c_all = _ascending(cur)
+
+    def tests(ref_code, cur_code, values, min_rows):
+        r_code, c_code = ref_code[r_order], cur_code[c_order]
+        for k in values:
+            r, c = r_all[r_code == k], c_all[c_code == k]  # still sorted
+            if len(r) < min_rows // 2 or len(c) < min_rows // 2:
+                continue
+            yield (k, *numeric_drift(r, c))
+
+    return tests
+
+
+def _ascending(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, values) of the non-missing values in ascending order."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    order = np.argsort(x, kind="stable")
+    order = order[~np.isnan(x[order])]
+    return order, x[order]
+
+
+def _categorical_by_segment(ref: pd.Series, cur: pd.Series):
+    """Encode the column once per window; ``tests(...)`` yields (code, effect, p) per
+    segment value from its category counts."""
+    r_ok, c_ok = ref.notna().to_numpy(), cur.notna().to_numpy()
+    keys, inverse = np.unique(
+        np.concatenate([ref[r_ok].astype(str).to_numpy(), cur[c_ok].astype(str).to_numpy()]),
+        return_inverse=True,
+    )
+    r_key, c_key = inverse[: int(r_ok.sum())], inverse[int(r_ok.sum()) :]
+
+    def tests(ref_code, cur_code, values, min_rows):
+        r_seg, c_seg = ref_code[r_ok], cur_code[c_ok]
+        for k in values:
+            r = np.bincount(r_key[r_seg == k], minlength=len(keys)).astype(float)
+            c = np.bincount(c_key[c_seg == k], minlength=len(keys)).astype(float)
+            if r.sum() < min_rows // 2 or c.sum() < min_rows // 2:
+                continue
+            yield (k, *_categorical_drift(r, c))
+
+    return tests
 
 
 @dataclass

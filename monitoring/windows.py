@@ -58,10 +58,12 @@ def window_from_log(
     outweigh the rest."""
     from serving.inference_log import read_inference_log
 
-    log = read_inference_log(log_path)
+    # Day folders are the UTC day of logging, as logged_at is: only the window's are read.
+    log = read_inference_log(log_path, start.date(), end.date())
     if log.empty:
         raise WindowError(
-            f"the inference log at {log_path} is empty (is serving.inference_log on?)"
+            f"the inference log at {log_path} holds nothing from {start.date()} to "
+            f"{end.date()} (is serving.inference_log on?)"
         )
     logged = pd.to_datetime(log["logged_at"], utc=True).dt.tz_localize(None)
     inside = (logged >= start) & (logged < end + pd.Timedelta(days=1))

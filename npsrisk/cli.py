@@ -1191,6 +1191,35 @@ def retrain(
     out.wrote("evaluation report and plots", result.report_dir)
 
 
+@app.command()
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The registered model version to serve.")],
+    reason: Annotated[str, typer.Option(help="Why, recorded on the version in MLflow.")],
+) -> None:
+    """Make VERSION the champion by hand (a challenger the gate kept, a rollback), recording
+    why. The service serves it after `npsrisk materialize DATA` and `POST /reload`."""
+    from training.registry import configure_mlflow, promote_by_hand
+
+    settings = _settings(ctx)
+    name, alias = settings.registry.model_name, settings.registry.champion_alias
+    if not settings.mlflow_db_path.is_file() and settings.registry.tracking_uri is None:
+        raise ConfigError(f"no model registry under {settings.home_path}: run `npsrisk train`")
+    try:
+        previous = promote_by_hand(configure_mlflow(settings), name, version, alias, reason)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if previous == version:
+        out.console.print(f"model {name} v{version} is already {alias}: nothing changed")
+        return
+    was = f" (was v{previous})" if previous else ""
+    out.console.print(f"model {name} v{version} is {alias}{was}: promoted by hand: {reason}")
+    out.console.print(
+        "the service serves it after `npsrisk materialize DATA` and `POST /reload` "
+        "(or within serving.champion_poll_seconds)"
+    )
+
+
 @app.command("config")
 def show_config(ctx: typer.Context) -> None:
     """Print the effective settings (YAML file plus NPSRISK_* environment overrides)."""

@@ -59,7 +59,10 @@ class InferenceLog:
             self._queue.put(build)
 
     def _file(self, day: str):
-        if day != self._day:
+        # A day's file compacted (or removed) under an open handle would swallow every later
+        # write into an unlinked inode: such a handle is reopened (one fstat per batch).
+        gone = self._handle is not None and os.fstat(self._handle.fileno()).st_nlink == 0
+        if day != self._day or gone:
             if self._handle is not None:
                 self._handle.close()
             folder = self.folder / f"date={day}"

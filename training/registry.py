@@ -99,6 +99,27 @@ def decide_promotion(
     return PromotionDecision(True, reasons)
 
 
+def promote_by_hand(
+    client: MlflowClient, name: str, version: str, alias: str, reason: str
+) -> str | None:
+    """Move the champion alias to ``version`` on an engineer's word (say, a challenger the
+    gate kept by a hair), recording the reason on the version; the version it replaces."""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        known = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        raise ValueError(
+            f"model {name} has no version {version} (registered: "
+            f"{', '.join(map(str, known)) or 'none'})"
+        ) from None
+    previous = champion_version(client, name, alias)
+    previous = None if previous is None else str(previous.version)
+    if previous != str(version):  # already the champion: its record stays as it was
+        decision = PromotionDecision(True, [f"promoted by hand: {reason}"])
+        apply_decision(client, name, version, alias, decision)
+    return previous
+
+
 def apply_decision(
     client: MlflowClient, name: str, version: str, alias: str, decision: PromotionDecision
 ) -> None:

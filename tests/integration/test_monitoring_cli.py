@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +208,145 @@ def test_retrain_gate_both_ways(demo_path, tmp_path):
     assert "no retrain needed" in skipped.stdout
     assert len(client.search_model_versions("name='npsrisk'")) == 3
     assert _summary(home, "retrain")["verdict"] == "not needed"
+
+
+def test_promote_by_hand_moves_the_alias_and_records_why(tmp_path):
+    """`npsrisk promote` on a real SQLite registry holding three versions, v2 the champion
+    and v3 a challenger (as the gate test leaves them)."""
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    home.mkdir()
+    store = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(store, store)
+    client.create_registered_model("npsrisk")
+    for _ in range(3):
+        client.create_model_version("npsrisk", (tmp_path / "model").as_uri())
+    client.set_registered_model_alias("npsrisk", "champion", "2")
+    client.set_model_version_tag("npsrisk", "3", "promotion", "challenger")
+
+    by_hand = npsrisk(home, "promote", "3", "--reason", "same quality, fresher data")
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert "v3 is champion (was v2)" in by_hand.stdout
+    assert str(client.get_model_version_by_alias("npsrisk", "champion").version) == "3"
+    tags = client.get_model_version("npsrisk", "3").tags
+    assert tags["promotion"] == "champion"
+    assert tags["promotion_reason"] == "promoted by hand: same quality, fresher data"
+    again = npsrisk(home, "promote", "3", "--reason", "again")
+    assert again.returncode == 0 and "already champion" in again.stdout
+    assert client.get_model_version("npsrisk", "3").tags["promotion_reason"].endswith("data")
+    missing = npsrisk(home, "promote", "9", "--reason", "typo")
+    assert missing.returncode == 2 and "no version 9 (registered: 1, 2, 3)" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    nothing = npsrisk(tmp_path / "empty", "promote", "1", "--reason", "x")
+    assert nothing.returncode == 2 and "npsrisk train" in nothing.stderr
+
+
+# --- the inference log as the window: a real service logs, monitoring reads it -------------
+
+
+def _logged(log_path: Path, n: int, timeout: float = 30) -> pd.DataFrame:
+    """The log once it holds ``n`` records (the service writes off the request path)."""
+    from serving.inference_log import read_inference_log
+
+    deadline = time.monotonic() + timeout
+    while True:
+        log = read_inference_log(log_path)
+        if len(log) >= n or time.monotonic() > deadline:
+            return log
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def logging_service(trained, demo_path, last_valid_as_of, tmp_path_factory):
+    """The trained champion served from a home of its own (sharing the session's registry),
+    its store materialized at the reference's last as-of date, whose outcomes the data holds:
+    the shared service's store is at the data's last day, whose outcomes are not known yet,
+    and its log collects every other test's requests."""
+    from conftest import ServiceProcess
+    from features.store import materialize_features
+    from npsrisk.settings import load_settings
+    from serving.state import load_champion
+
+    shared, _ = trained
+    home = tmp_path_factory.mktemp("logging_home")
+    env = {"NPSRISK_REGISTRY__TRACKING_URI": shared.tracking_uri}
+    settings = load_settings(home=home, registry={"tracking_uri": shared.tracking_uri})
+    champion = load_champion(settings)
+    materialize_features(
+        demo_path, champion.bundle, home, pd.Timestamp(last_valid_as_of), champion.card.version
+    )
+    open_database(settings, upgrade=True)
+    process = ServiceProcess(home, tmp_path_factory.mktemp("logging_service") / "serve.log", env)
+    try:
+        process.wait_until_up()
+        yield settings, process, env
+    finally:
+        process.stop()
+
+
+def test_inference_log_window_end_to_end(logging_service, demo_path, last_valid_as_of):
+    """Predictions served over HTTP, half of them compacted into the day's Parquet file, are
+    the window of `monitor drift --from/--to` and the predictions `monitor performance`
+    judges: every logged prediction is counted, each customer once."""
+    import httpx
+
+    from conftest import headers
+    from features.store import FeatureStore
+    from serving.inference_log import COMPACTED, tidy_inference_log
+
+    settings, service, env = logging_service
+    log_path = settings.inference_log_path
+    ids = list(FeatureStore.open(settings.home_path).frame["customer_id"])
+    assert len(ids) >= 600
+    first, second = ids[:300], ids[250:600]  # 50 customers predicted twice
+
+    def predict(batch: list[str]) -> None:
+        response = httpx.post(
+            service.url + "/predict",
+            json={"customer_ids": [*batch, "nobody"], "explain": False},
+            headers=headers(),
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["unknown_customer_ids"] == ["nobody"]
+
+    predict(first)
+    assert len(_logged(log_path, 300)) == 300
+    # The service compacts a day once it is over; a clock one day ahead does it now.
+    today = datetime.now(UTC).date()
+    done = tidy_inference_log(log_path, 0, today=today + timedelta(days=1), settle_seconds=0)
+    assert done["compacted_records"] == 300
+    predict(second)
+    log = _logged(log_path, 650)
+    day = log_path / f"date={today}"
+    assert (day / COMPACTED).is_file() and list(day.glob("*.jsonl"))
+    assert len(log) == 650 and set(log["features_as_of"]) == {last_valid_as_of}
+    distinct = len(set(first) | set(second))
+
+    drift = npsrisk(
+        settings.home_path, "monitor", "drift", "--from", str(today), "--to", str(today), env=env
+    )
+    assert drift.returncode == 0, drift.stdout + drift.stderr  # the reference's own date
+    summary = _summary(settings.home_path, "drift")
+    current = summary["windows"]["current"]
+    assert summary["rows"]["current"] == distinct == current["rows"]
+    assert current["source"].startswith("inference log") and current["has_features"]
+    assert current["start"] == current["end"] == str(today)
+    assert summary["verdict"] == "no drift" and summary["segment_tests"] > 0
+
+    perf = npsrisk(settings.home_path, "monitor", "performance", str(demo_path), env=env)
+    assert perf.returncode == 0, perf.stdout + perf.stderr
+    summary = _summary(settings.home_path, "performance")
+    assert summary["sources"] == ["the inference log"]
+    assert summary["rows"] == {"predictions": 650, "joined": distinct}
+    (period,) = summary["periods"]
+    assert period["period"] == last_valid_as_of and period["n"] == distinct
+    assert 0.6 < period["roc_auc"] <= 1 and period["n_answered"] > 0
+
+    # A window with nothing logged cannot run: exit 2 and the reason.
+    empty = npsrisk(
+        settings.home_path, "monitor", "drift", "--from", "2020-01-01", "--to", "2020-01-31",
+        env=env,
+    )  # fmt: skip
+    assert empty.returncode == 2 and "2020-01-01" in empty.stderr, empty.stderr

@@ -111,3 +111,20 @@ def test_retention_never_shorter_than_the_horizon_plus_a_month(tmp_path, horizon
     else:
         with pytest.raises(ConfigError, match=r"at least 120"):
             load_settings(**overrides)
+
+
+def test_a_writer_whose_day_was_compacted_under_it_loses_nothing(tmp_path):
+    from serving.inference_log import compact_day
+
+    log = InferenceLog(tmp_path, flush_seconds=0.05)
+    log.log(lambda: records("2026-11-01", 4))
+    deadline = time.time() + 10
+    while log.written < 4 and time.time() < deadline:
+        time.sleep(0.02)
+    assert compact_day(tmp_path / "date=2026-11-01") == 4  # the open file is now unlinked
+    log.log(lambda: records("2026-11-01", 3, 100))
+    log.close()
+    ids = read_inference_log(tmp_path)["customer_id"].tolist()
+    assert sorted(ids) == sorted([f"C-{i}" for i in (0, 1, 2, 3, 100, 101, 102)])
+    assert {p.name for p in (tmp_path / "date=2026-11-01").iterdir()} >= {COMPACTED}
+    assert len(list((tmp_path / "date=2026-11-01").glob("*.jsonl"))) == 1
