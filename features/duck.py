@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features.attributes import static_attributes
 from features.build import (
     EVENT_TABLES,
     INPUT_COLUMNS,
@@ -39,7 +40,6 @@ from features.build import (
     make_spine,
     typed_features,
 )
-from features.attributes import static_attributes
 from features.contract import TABLES, TableSpec
 from features.loading import (
     CUSTOMER_KEY,
@@ -433,7 +433,9 @@ def duckdb_inputs(tables: DuckTables, spine: pd.DataFrame, plan: FeaturePlan) ->
     raw.execute("CREATE OR REPLACE TABLE attributes AS SELECT * FROM _attrs")
     raw.unregister("_attrs")
     events = {
-        name: tables.good(name, INPUT_COLUMNS[name]) for name in plan.tables if name in tables.checked
+        name: tables.good(name, INPUT_COLUMNS[name])
+        for name in plan.tables
+        if name in tables.checked
     }
     if plan.text_themes and TEXT_SIGNALS in tables.derived:
         events[TEXT_SIGNALS] = tables.con.table(TEXT_SIGNALS)
@@ -458,7 +460,9 @@ def feature_batches(
             yield typed_features(batch.to_pandas(), plan)
 
 
-def build_features_duckdb(tables: DuckTables, pairs: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
+def build_features_duckdb(
+    tables: DuckTables, pairs: pd.DataFrame, plan: FeaturePlan
+) -> pd.DataFrame:
     """Features for each (customer_id, as_of) pair, in the pairs' order (as build_features)."""
     keys = ["customer_id", "as_of"]
     spine = make_spine(pairs).drop_duplicates(keys, ignore_index=True)
