@@ -1,8 +1,10 @@
-"""Features of every active customer, a slice of customers at a time, so memory stays flat.
+"""Features of every active customer, handed out a slice at a time, so memory stays flat.
 
 Scoring and materializing a million customers must not hold a million customers' events in
-memory: each slice's rows are filtered while the files are read (features.loading), then
-validated, scored into features and handed on before the next slice is read.
+pandas: the export's event tables are streamed from the files into DuckDB, filtered at the
+scan to the active customers and checked on the way (features.duck), the features of every
+active customer are one DuckDB query (spilling to disk past its memory limit), and its rows
+are handed on a slice at a time.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
 from features.loading import latest_date, load_tables
 from features.validation import ValidatedTables, validate_tables
 
-# Active customers per slice. At 25,000 a slice of a 1M-customer export peaks near 4.3 GiB
-# (100,000: 14.5 GiB); each slice re-scans the files, so smaller slices cost read time.
+# Feature rows handed on at a time (the scoring and the store's writes work in these slices).
 CUSTOMER_CHUNK = 25_000
 Progress = Callable[[int, int], None]
 
@@ -27,6 +28,7 @@ class FeatureModel(Protocol):
     """A trained model that knows how to build its own features (training.bundle)."""
 
     plan: dict  # its FeaturePlan, as FeaturePlan.to_dict() wrote it
+    text: Any  # its text scorer (text_analytics.signals.TextScorer), or None
 
     def features_for(self, tables: ValidatedTables, pairs: pd.DataFrame) -> pd.DataFrame: ...
 
@@ -40,7 +42,7 @@ class ChunkedRun:
     set_aside: dict[str, dict[str, int]] = field(default_factory=dict)
     capped_messages: int = 0  # texts longer than the model's text cap (scored in part)
 
-    def add(self, tables: ValidatedTables) -> None:
+    def add(self, tables: ValidatedTables | Any) -> None:
         for name, report in tables.report.tables.items():
             counts = self.set_aside.setdefault(name, {})
             for reason, n in report.reasons.items():
@@ -78,20 +80,26 @@ def feature_chunks(
     run = ChunkedRun(when, len(ids))
 
     def chunks() -> Iterator[pd.DataFrame]:
-        done = 0
-        for start in range(0, len(ids), chunk_size):
-            chunk = ids.iloc[start : start + chunk_size]
-            tables = validate_tables(load_tables(source, customer_ids=set(chunk)), data)
+        from features.build import FeaturePlan
+        from features.duck import attach_text_signals_duckdb, feature_batches, validate_duckdb
+
+        plan = FeaturePlan.from_dict(model.plan)
+        if plan.text_themes and getattr(model, "text", None) is None:
+            raise ValueError("this model's plan has text features but no text scorer")
+        tables = validate_duckdb(source, data, customer_ids=set(ids))
+        try:
             run.add(tables)
-            features = model.features_for(
-                tables, pd.DataFrame({"customer_id": chunk, "as_of": when})
-            )
-            signals = tables.derived.get("text_signals")
-            if signals is not None:
-                run.capped_messages += int(signals.attrs.get("capped_messages", 0))
-            yield features
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(ids))
+            if plan.text_themes:
+                attach_text_signals_duckdb(tables, model.text)
+                run.capped_messages += tables.capped_messages
+            pairs = pd.DataFrame({"customer_id": ids, "as_of": when})
+            done = 0
+            for features in feature_batches(tables, pairs, plan, chunk_size):
+                yield features
+                done += len(features)
+                if progress is not None:
+                    progress(done, len(ids))
+        finally:
+            tables.close()
 
     return run, chunks()

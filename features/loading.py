@@ -134,6 +134,27 @@ def _read_file(
     return dataset.to_table(columns=wanted, filter=expression).to_pandas()
 
 
+def folder_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """The contract table files of a folder (Parquet or CSV, one per table), and the names
+    of the other Parquet/CSV files there (ignored)."""
+    found: dict[str, Path] = {}
+    ignored: list[str] = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        stem, suffix = path.stem.lower(), path.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            continue
+        if stem not in TABLES:
+            ignored.append(path.name)
+            continue
+        if stem in found:
+            raise DataSourceError(
+                f"Table '{stem}' is present twice in {folder} ({found[stem].name} and "
+                f"{path.name}); keep one file per table."
+            )
+        found[stem] = path
+    return found, ignored
+
+
 def _read_folder(
     folder: Path,
     tables: Collection[str] | None,
@@ -142,20 +163,8 @@ def _read_folder(
     frames: dict[str, pd.DataFrame] = {}
     origins: dict[str, str] = {}
     hashes: dict[str, str] = {}
-    ignored: list[str] = []
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    for path in files:
-        stem, suffix = path.stem.lower(), path.suffix.lower()
-        if suffix not in (".parquet", ".csv"):
-            continue
-        if stem not in TABLES:
-            ignored.append(path.name)
-            continue
-        if stem in origins:
-            raise DataSourceError(
-                f"Table '{stem}' is present twice in {folder} ({origins[stem]} and "
-                f"{path.name}); keep one file per table."
-            )
+    files, ignored = folder_files(folder)
+    for stem, path in files.items():
         origins[stem] = path.name
         if tables is not None and stem not in tables:
             continue

@@ -1,11 +1,16 @@
 """Which training snapshot rows come to the driver when there are more than it should hold.
 
-Above ``spark.driver_row_limit`` rows, the rows models are fitted on are down-sampled with
-stratification on the churn label: every churner is kept while they fit in half the budget,
-non-churners are sampled at a known rate and weighted back by its inverse, so the fitted
-booster sees the true class balance. Calibration and validation rows are never stratified
-(uniformly thinned only if they alone would overflow the budget), so calibrated probabilities
-and held-out metrics are computed on the data's own rates.
+Above ``spark.driver_row_limit`` rows, the budget is shared in proportion to the rows: the
+rows models are fitted on get their share and are down-sampled with stratification on the
+churn label (every churner is kept while they fit in half of that share, non-churners are
+sampled at a known rate and weighted back by its inverse, so the fitted booster sees the true
+class balance); calibration, validation and the other rows get the rest and are thinned
+uniformly, never stratified, so calibrated probabilities and held-out metrics are computed on
+the data's own rates.
+
+(A fixed half of the budget for the calibration and validation rows left a small training
+window whole while its held-out rows were thinned: the stratification, the point of it, never
+ran; see tests/integration/test_spark_engine.py's low-row-limit test.)
 """
 
 from __future__ import annotations
@@ -45,11 +50,12 @@ def sample_for_driver(
     keep = np.ones(n, dtype=bool)
     weight = np.ones(n)
     others = ~fit
-    if others.sum() > limit // 2:  # uniform thinning keeps every rate as it was
-        share = (limit // 2) / others.sum()
-        keep[others & (draw >= share)] = False
+    budget = int(limit * fit.sum() / n)  # the fit rows' share of the limit
+    room = limit - budget
+    if others.sum() > room:  # uniform thinning keeps every rate as it was
+        share = room / others.sum()
+        _keep_only(keep, others, room, draw)
         record["calibration_validation_share"] = round(float(share), 6)
-    budget = limit - int((keep & others).sum())
     churned = np.nan_to_num(snapshots["churned"].to_numpy(dtype=float)) == 1
     strata = {"positive": fit & churned, "negative": fit & ~churned}
     size = {k: int(v.sum()) for k, v in strata.items()}
@@ -57,11 +63,18 @@ def sample_for_driver(
     take["negative"] = min(size["negative"], budget - take["positive"])
     for name, rows in strata.items():
         rate = take[name] / size[name] if size[name] else 1.0
-        keep[rows & (draw >= rate)] = False
+        _keep_only(keep, rows, take[name], draw)
         weight[rows] = 1.0 / rate if rate > 0 else 0.0
         record[f"{name}_rate"] = round(float(rate), 6)
     record["rows_kept"] = int(keep.sum())
     return DriverSample(keep, weight[keep], record)
+
+
+def _keep_only(keep: np.ndarray, rows: np.ndarray, count: int, draw: np.ndarray) -> None:
+    """Keep exactly ``count`` of ``rows`` (those with the lowest draws): the kept rate is
+    then exactly the rate the weights undo, and the limit holds exactly, not on average."""
+    members = np.flatnonzero(rows)
+    keep[members[np.argsort(draw[members], kind="stable")[count:]]] = False
 
 
 def subset(snapshots: pd.DataFrame, split: Split, keep: np.ndarray) -> tuple[pd.DataFrame, Split]:
