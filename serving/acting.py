@@ -274,6 +274,29 @@ class Acting:
             "unknown_customer_ids": unknown,
         }
 
+    def plan_segments(
+        self, dropped: Sequence[dict], survey_date: date | None, source: str = "cli"
+    ) -> dict[str, dict]:
+        """Plan and store the segment playbook of each dropped segment that one covers;
+        {segment key: {intervention_id (None: one was already open), playbook, owner}}."""
+        from interventions.planning import plan_segments
+        from interventions.playbooks import load_segment_playbooks
+
+        s = self.settings.interventions
+        plans = plan_segments(
+            dropped,
+            load_segment_playbooks(s.playbooks_path),
+            self.owners().owner_of,
+            datetime.now(UTC).date(),
+            survey_date,
+            s.lead_time_days,
+        )
+        created = self.store.save_segment_plans(plans, source)
+        return {
+            p.key: {"intervention_id": created.get(p.key), "playbook": p.playbook, "owner": p.owner}
+            for p in plans
+        }
+
     # --- at-risk ------------------------------------------------------------------------
     def at_risk_page(self, state: ServingState, query, top_k: int = 3):
         """(page frame with drivers, total) for an AtRiskQuery."""
