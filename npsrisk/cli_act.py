@@ -46,6 +46,27 @@ def _explained_or_none(settings: Settings, customer_ids) -> dict[str, dict]:
     return explained(state, ids, settings.serving.risk_tiers, 3)
 
 
+def _surveys_table(data: Path):
+    """The contract's ``surveys`` table of ``data``, read and validated by the contract code."""
+    from features.loading import load_tables
+    from features.validation import validate_tables
+
+    tables = validate_tables(load_tables(data, tables=["surveys"]))
+    if not tables.has("surveys"):
+        raise ConfigError(
+            f"{data} has no usable surveys table (invitations: customer_id, sent_at); "
+            "see the data contract"
+        )
+    report = tables.report.tables.get("surveys")
+    if report is not None and report.rows_set_aside:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in report.reasons.items())
+        out.console.print(
+            f"[yellow]surveys: {report.rows_set_aside:,} of {report.rows_read:,} rows set "
+            f"aside ({reasons})[/yellow]"
+        )
+    return tables["surveys"]
+
+
 def _acting(settings: Settings):
     from interventions.owners import OwnersError
     from interventions.playbooks import PlaybookError
@@ -325,6 +346,13 @@ def register(app: typer.Typer) -> None:
         schedule: Annotated[
             Path | None, typer.Option(help="Or the schedule file of the wave (customer_id, ...).")
         ] = None,
+        surveys: Annotated[
+            Path | None,
+            typer.Option(
+                help="Or contract tables with a `surveys` table (invitations sent): the wave is "
+                "who was invited on --survey-date (default: the latest invitation day)."
+            ),
+        ] = None,
         segment: SegmentOption = None,
         alert: Annotated[
             bool, typer.Option(help="Raise segment.dropped for segments forecast to drop.")
@@ -338,7 +366,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """The NPS the next wave will report, and the base's, with intervals, per segment."""
-        from interventions.schedule import ScheduleError, read_schedule
+        from interventions.schedule import ScheduleError, read_schedule, schedule_from_surveys
         from npsrisk.outputs import new_report_dir
 
         settings = _settings(ctx)
@@ -346,9 +374,15 @@ def register(app: typer.Typer) -> None:
         state = _state(settings)
         when = _date(survey_date, "--survey-date")
         ids = None
-        if schedule is not None:
+        if schedule is not None and surveys is not None:
+            raise ConfigError("say who the wave surveys once: --schedule or --surveys")
+        if schedule is not None or surveys is not None:
             try:
-                parsed = read_schedule(schedule)
+                parsed = (
+                    read_schedule(schedule)
+                    if schedule is not None
+                    else schedule_from_surveys(_surveys_table(surveys), when)
+                )
             except ScheduleError as exc:
                 raise ConfigError(str(exc)) from None
             ids = parsed.customer_ids
