@@ -3,62 +3,18 @@ different, explained from the SHAP contributions of both dates, in /predict and 
 
 from __future__ import annotations
 
-import shutil
-
 import httpx
-import pandas as pd
 import pytest
 
+from conftest import EARLIER_CHANGED as CHANGED
 from conftest import headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHANGED = 40  # customers whose one feature differs at the earlier date
-
 
 @pytest.fixture(scope="module")
-def earlier(materialized, tmp_path_factory):
-    """An earlier store (30 days before) beside the current one: the same rows but for the
-    top churn driver of the first customers, set to another customer's value."""
-    from features.store import FeatureStore, store_dir, write_store
-    from serving.state import ServingState, load_champion
-
-    settings = materialized
-    champion = load_champion(settings)
-    current = FeatureStore.open(settings.home_path)
-    state = ServingState.build(champion, current)
-    ids = list(current.frame["customer_id"][:CHANGED])
-    predictions, _, _ = state.predict_ids(ids, True, 1, settings.serving.risk_tiers, False)
-    encoder = champion.bundle.encoder
-    numeric = set(encoder.features) - set(encoder.categorical)
-    # each customer's top churn driver that is numeric, moved to the base's 10th or 90th pct.
-    frame = current.frame.copy()
-    changed = {}
-    for p in predictions:
-        drivers = [d for d in p["drivers"] if d["target"] == "churn" and d["feature"] in numeric]
-        if not drivers:
-            continue
-        feature = drivers[0]["feature"]
-        column = frame[feature].astype(float)
-        now = column[frame["customer_id"] == p["customer_id"]].iloc[0]
-        low, high = column.quantile([0.1, 0.9])
-        other = high if pd.isna(now) or now <= column.median() else low
-        if other == now:
-            continue
-        if frame[feature].dtype.kind != "f" or frame[feature].dtype.kind == "b":
-            frame[feature] = frame[feature].astype(float)
-        frame.loc[frame["customer_id"] == p["customer_id"], feature] = other
-        changed[p["customer_id"]] = (feature, None if pd.isna(now) else float(now), float(other))
-    as_of = pd.Timestamp(current.features_as_of) - pd.Timedelta(days=30)
-    scratch = tmp_path_factory.mktemp("earlier_home")
-    info = write_store(
-        frame.assign(as_of=as_of), current.plan, scratch, as_of, champion.card.version
-    )
-    # Kept beside the current store, as `npsrisk materialize` keeps the last ones; CURRENT is
-    # untouched, so the running service keeps serving the same store.
-    shutil.copy(info.path, store_dir(settings.home_path) / info.path.name)
-    assert changed, "no customer had a numeric churn driver to change"
-    return settings, champion, changed, str(as_of.date())
+def earlier(earlier_store):
+    return earlier_store
 
 
 def test_change_names_the_changed_feature_and_converts_through_the_calibrator(earlier):
@@ -95,8 +51,9 @@ def test_change_names_the_changed_feature_and_converts_through_the_calibrator(ea
         expected = calibrate(raw_after) - calibrate(raw_after - f["contribution_change"])
         assert f["effect"] == pytest.approx(float(expected[0]), abs=1e-6)
         assert churn["before"] == pytest.approx(float(calibrate(raw_before)[0]), abs=1e-6)
-        assert change["summary"].startswith("churn risk ") and f" since {since}: " in (
-            change["summary"]
+        assert (
+            change["summary"].startswith("churn risk ")
+            and f" since {since}: " in (change["summary"])
         )
         assert "points)" in change["summary"]
 
@@ -124,9 +81,7 @@ def test_predict_and_at_risk_show_the_change_over_http(earlier, service):
         timeout=60,
     ).json()
     assert all("change" not in p for p in quiet["predictions"])
-    page = httpx.get(
-        service.url + "/at_risk", params={"limit": 50}, headers=headers(), timeout=60
-    )
+    page = httpx.get(service.url + "/at_risk", params={"limit": 50}, headers=headers(), timeout=60)
     assert page.status_code == 200, page.text
     items = AtRiskResponse.model_validate(page.json()).items
     assert all(i.change is not None and i.change.since == since for i in items)
