@@ -28,6 +28,9 @@ ALERT_TYPES = frozenset(
     {
         "detractor.answered",
         "segment.dropped",
+        # An extension of the contract's list: a customer whose risk tier rose since the
+        # previous materialization, with why the score moved (interventions, issue 11 item 8).
+        "customer.newly_at_risk",
         "drift.detected",
         "performance.decayed",
         "intervention.planned",

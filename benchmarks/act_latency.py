@@ -10,8 +10,12 @@ Measures, sequentially over one keep-alive connection, after a warm-up:
   writes its interventions, assignments and outbox events) and ``dry_run`` (plan only);
 * ``GET /at_risk`` returning 1 and 1,000 customers (the whole base ranked, the page
   explained);
+* then, with an earlier materialization (30 days before) kept beside the current store,
+  ``POST /predict`` and ``GET /at_risk`` again: each score also says why it moved
+  (``change``, SHAP of both dates), the cost of which is the ratio to the first baseline;
 
-and prints each as p50/p90/max and as a ratio to the /predict baseline of the same size.
+and prints each as p50/p90/max and as a ratio to the /predict baseline of the same size
+(measured in the same run, without an earlier store).
 The server is stopped at the end, also on error.
 """
 
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         database = Database.from_settings(settings)
         upgrade_database(database)  # as `npsrisk serve` does before its workers
         database.dispose()
-        ids = list(FeatureStore.open(home).frame["customer_id"])
+        current = FeatureStore.open(home)
+        ids = list(current.frame["customer_id"])
+        earlier = _earlier_store(root, settings, current)
         rng = random.Random(args.seed)
         server = ServiceProcess(
             home,
@@ -127,13 +133,43 @@ def main(argv: list[str] | None = None) -> int:
                         args.warmup,
                     )
                 )
+            # The earlier store joins the current one's folder (CURRENT untouched): from the
+            # next request on, /predict and /at_risk explain each score's change too.
+            kept = home / "feature_store" / earlier.name
+            shutil.copy(earlier, kept)
+            try:
+                for size in (1, 1000):
+
+                    def sample(_i: int, size=size) -> list[str]:
+                        return rng.sample(ids, size)
+
+                    results[f"/predict {size} with change"] = summary_ms(
+                        repeat(
+                            lambda i, size=size: call(
+                                "POST",
+                                "/predict",
+                                json={"customer_ids": sample(i), "explain": True, "top_k": 5},
+                            ),
+                            args.requests,
+                            args.warmup,
+                        )
+                    )
+                    results[f"/at_risk limit={size} with change"] = summary_ms(
+                        repeat(
+                            lambda i, size=size: call("GET", "/at_risk", params={"limit": size}),
+                            args.requests,
+                            args.warmup,
+                        )
+                    )
+            finally:
+                kept.unlink(missing_ok=True)  # a reused home starts without it again
         print(f"{len(ids):,} customers in the store; {args.requests} timed requests each")
-        print(f"{'request':<28}{'p50 ms':>10}{'p90 ms':>10}{'max ms':>10}{'x /predict':>12}")
+        print(f"{'request':<34}{'p50 ms':>10}{'p90 ms':>10}{'max ms':>10}{'x /predict':>12}")
         for name, s in results.items():
             size = name.split()[1].split("=")[-1]
             base = results[f"/predict {size} (baseline)"]["p50"]
             print(
-                f"{name:<28}{s['p50']:>10.1f}{s['p90']:>10.1f}{s['max']:>10.1f}"
+                f"{name:<34}{s['p50']:>10.1f}{s['p90']:>10.1f}{s['max']:>10.1f}"
                 f"{s['p50'] / base:>12.2f}"
             )
         return 0
@@ -141,6 +177,27 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _earlier_store(root: Path, settings, current) -> Path:
+    """A store of the same data 30 days before the current one (built once per home, in a
+    home of its own so the benchmark's CURRENT is never repointed)."""
+    import pandas as pd
+
+    from features.store import current_store_path, materialize_features
+    from serving.state import load_champion
+
+    other = root / "earlier_home"
+    path = current_store_path(other)
+    if path is None:
+        as_of = pd.Timestamp(current.features_as_of) - pd.Timedelta(days=30)
+        champion = load_champion(settings)
+        info = materialize_features(
+            root / "data", champion.bundle, other, as_of, champion.card.version
+        )
+        print(f"  materialized {info.rows:,} customers as of {as_of.date()} (the earlier store)")
+        path = info.path
+    return path
 
 
 if __name__ == "__main__":

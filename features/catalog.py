@@ -51,6 +51,11 @@ def _n(value: float) -> str:
     return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
+def say_amount(value: float) -> str:
+    """A count or amount in words, as the descriptions write it ('4', '0.2', '3,418')."""
+    return _n(value)
+
+
 def _plural(count: float, word: str) -> str:
     return f"{_n(count)} {word}" + ("" if count == 1 else "s")
 

@@ -116,6 +116,17 @@ NPS_RESPONSES = TableSpec(
     description="past survey answers",
 )
 
+SURVEYS = TableSpec(
+    name="surveys",
+    columns=(
+        Column("customer_id", "id"),
+        Column("sent_at", "timestamp"),
+        Column("survey_type", "string", required=False, nullable=True),
+    ),
+    time_column="sent_at",
+    description="survey invitations sent (optional): who a wave reaches, and who did not answer",
+)
+
 CHURN = TableSpec(
     name="churn",
     columns=(Column("customer_id", "id"), Column("churned_at", "date")),
@@ -125,7 +136,8 @@ CHURN = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (CUSTOMERS, USAGE, TICKETS, CHATS, NPS_RESPONSES, CHURN)
+    spec.name: spec
+    for spec in (CUSTOMERS, USAGE, TICKETS, CHATS, NPS_RESPONSES, SURVEYS, CHURN)
 }
 REQUIRED_TABLES = ("customers",)
 

@@ -54,6 +54,32 @@ def current_store_path(home: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def store_as_of(path: Path) -> str | None:
+    """The as-of date a store file's name records ('features-20250531-...': '2025-05-31')."""
+    parts = Path(path).name.split("-")
+    if len(parts) < 3 or parts[0] != "features" or len(parts[1]) != 8 or not parts[1].isdigit():
+        return None
+    d = parts[1]
+    return f"{d[:4]}-{d[4:6]}-{d[6:]}"
+
+
+def previous_store_path(current: Path) -> Path | None:
+    """The newest kept store of an earlier as-of date than ``current`` (None: none kept).
+
+    The stores beside the current one are kept (``KEEP_STORES``) so that a score's change can
+    be explained; a re-materialization of the same date explains nothing, so it is skipped.
+    """
+    now = store_as_of(current)
+    if now is None:
+        return None
+    older = [
+        (as_of, p.stat().st_mtime, p)
+        for p in Path(current).parent.glob("features-*.duckdb")
+        if p != current and (as_of := store_as_of(p)) is not None and as_of < now
+    ]
+    return max(older)[2] if older else None
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)

@@ -71,11 +71,13 @@ def detractor_alerts(
     drivers: Mapping[str, list[dict]] | None = None,
     recent_days: int = 30,
     max_tickets: int = 5,
+    changes: Mapping[str, dict | None] | None = None,
 ) -> list[tuple[str, dict[str, Any], str]]:
     """(dedup key, data, summary) of a ``detractor.answered`` alert per 0-6 answer.
 
     Each carries the owner, the comment, the customer's tickets of the ``recent_days`` before
-    the answer and the prediction's drivers, so the owner can act without opening five tools.
+    the answer, the prediction's drivers and why the score moved since the previous
+    materialization (``change``), so the owner can act without opening five tools.
     """
     import pandas as pd
 
@@ -131,18 +133,58 @@ def detractor_alerts(
             "owner": owner,
             "recent_tickets": recent,
             "drivers": (drivers or {}).get(cid, []),
+            "change": (changes or {}).get(cid),
         }
         summary = f"detractor {int(row.score)}/10 from {cid} -> {owner or 'unassigned'}"
+        if data["change"]:
+            summary += f" ({data['change']['summary']})"
         out.append((key, data, summary))
     return out
 
 
-def segment_drop_alerts(dropped: list[dict], survey_date) -> list[tuple[str, dict, str]]:
-    """(dedup key, data, summary) of ``segment.dropped`` per segment forecast to drop."""
+def newly_at_risk_alerts(
+    rows: list[Mapping[str, Any]], features_as_of: str
+) -> list[tuple[str, dict, str]]:
+    """(dedup key, data, summary) of ``customer.newly_at_risk`` per customer whose tier rose
+    since the previous materialization, with why the score moved; once per customer and date."""
+    out = []
+    for row in rows:
+        cid = str(row["customer_id"])
+        change = row.get("change")
+        data = {
+            "customer_id": cid,
+            "features_as_of": features_as_of,
+            "risk_tier": row.get("risk_tier"),
+            "previous_risk_tier": row.get("previous_risk_tier"),
+            "churn_probability": row.get("churn_probability"),
+            "owner": row.get("owner"),
+            "intervention_status": row.get("intervention_status"),
+            "drivers": row.get("drivers") or [],
+            "change": change,
+        }
+        summary = (
+            f"{cid} newly {row.get('risk_tier')} risk -> {row.get('owner') or 'unassigned'}"
+            + (f": {change['summary']}" if change else "")
+        )
+        out.append((f"customer.newly_at_risk:{cid}:{features_as_of}", data, summary))
+    return out
+
+
+def segment_drop_alerts(
+    dropped: list[dict], survey_date, plans: Mapping[str, dict] | None = None
+) -> list[tuple[str, dict, str]]:
+    """(dedup key, data, summary) of ``segment.dropped`` per segment forecast to drop, with the
+    segment playbook planned for it (``plans`` by segment key) when one was."""
+    from interventions.planning import segment_key
+
     out = []
     for seg in dropped:
         key = f"segment.dropped:{survey_date}:{seg['column']}={seg['value']}"
-        data = {**seg, "survey_date": str(survey_date) if survey_date else None}
+        data = {
+            **seg,
+            "survey_date": str(survey_date) if survey_date else None,
+            "plan": (plans or {}).get(segment_key(seg["column"], seg["value"])),
+        }
         summary = (
             f"{seg['column']}={seg['value']}: forecast NPS {seg['forecast_nps']} vs "
             f"{seg['last_measured_nps']} last measured before the survey of {survey_date}"

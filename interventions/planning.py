@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 
-from interventions.playbooks import Playbook, choose_playbook, situation_of
+from interventions.playbooks import (
+    Playbook,
+    choose_playbook,
+    choose_segment_playbook,
+    situation_of,
+)
 
 ARM_TREATMENT = "treatment"
 ARM_CONTROL = "control"
@@ -253,3 +258,74 @@ def plan_wave(
     survey_dates = [d for _, d in schedule]
     wave = wave_id_of(survey_dates)
     return WavePlan(wave, planned_on, seed, control_share, items)
+
+
+# --- segment-level playbooks (planned from a segment.dropped forecast) ----------------------
+
+SEGMENT_PREFIX = "segment:"
+
+
+def segment_key(column: str, value: Any) -> str:
+    """The id a segment's intervention is stored under in place of a customer id, so one open
+    intervention per segment is enforced like one per customer ('segment:plan_tier=pro')."""
+    return f"{SEGMENT_PREFIX}{column}={value}"
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    key: str
+    column: str
+    value: Any
+    playbook: str
+    action: str
+    priority: str
+    owner_role: str
+    owner: str | None
+    due_date: date
+    survey_date: date | None
+    too_soon: bool
+    why: list[str]
+
+
+def plan_segments(
+    dropped: Sequence[Mapping[str, Any]],
+    playbooks: Sequence[Any],
+    owner_of: Callable[[str, str | None, Any], str | None],
+    planned_on: date,
+    survey_date: date | None,
+    lead_time_days: int,
+) -> list[SegmentPlan]:
+    """A plan per dropped segment that a segment playbook covers (pure; the store saves it)."""
+    from types import SimpleNamespace
+
+    plans = []
+    for seg in dropped:
+        playbook = choose_segment_playbook(seg, playbooks)
+        if playbook is None:
+            continue
+        key = segment_key(seg["column"], seg["value"])
+        if survey_date is not None:
+            due, too_soon = due_date_for(planned_on, survey_date, playbook.due_days, lead_time_days)
+        else:
+            due, too_soon = planned_on + timedelta(days=playbook.due_days), False
+        context = SimpleNamespace(segments={seg["column"]: seg["value"]})
+        plans.append(
+            SegmentPlan(
+                key=key,
+                column=str(seg["column"]),
+                value=seg["value"],
+                playbook=playbook.id,
+                action=playbook.action,
+                priority=playbook.priority,
+                owner_role=playbook.owner_role,
+                owner=playbook.owner or owner_of(key, playbook.owner_role, context),
+                due_date=due,
+                survey_date=survey_date,
+                too_soon=too_soon,
+                why=[
+                    f"{seg['column']}={seg['value']}: forecast NPS {seg['forecast_nps']} vs "
+                    f"{seg['last_measured_nps']} last measured (down {seg['drop']} points)"
+                ],
+            )
+        )
+    return plans

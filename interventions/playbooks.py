@@ -86,13 +86,54 @@ class Playbook(BaseModel):
         return PRIORITIES.index(self.priority)
 
 
+class SegmentConditions(BaseModel):
+    """When a segment playbook applies to a ``segment.dropped`` forecast; all given must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: list[str] | None = Field(
+        None, description="Segment columns it covers (e.g. [plan_tier]); default: every one."
+    )
+    values: list[str] | None = Field(
+        None, description="Segment values it covers (e.g. [enterprise]); default: every one."
+    )
+    min_drop_points: float | None = Field(
+        None, gt=0, description="The forecast NPS is at least this far below the last measured."
+    )
+
+
+class SegmentPlaybook(BaseModel):
+    """A segment-level action planned when a segment's forecast NPS drops before a wave."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=64)
+    action: str = Field(min_length=1)
+    owner_role: str = Field(min_length=1)
+    owner: str | None = Field(
+        None, min_length=1, description="The person; default: the owners file's segment owner."
+    )
+    priority: Literal["urgent", "high", "normal", "low"] = "normal"
+    due_days: int = Field(7, ge=0, le=365)
+    when: SegmentConditions = Field(default_factory=SegmentConditions)
+
+    @property
+    def rank(self) -> int:
+        return PRIORITIES.index(self.priority)
+
+
 class PlaybookFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     playbooks: list[Playbook] = Field(min_length=1)
+    segment_playbooks: list[SegmentPlaybook] = Field(
+        default_factory=list,
+        description="Planned by a segment.dropped forecast alert (`npsrisk forecast "
+        "--plan-segments`); none by default.",
+    )
 
-    @field_validator("playbooks")
+    @field_validator("playbooks", "segment_playbooks")
     @classmethod
     def _unique_ids(cls, value: list[Playbook]) -> list[Playbook]:
         seen: set[str] = set()
@@ -119,20 +160,55 @@ def _key_path(loc: Sequence[Any], document: Any) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def parse_playbooks(document: Any, source: str = "playbooks") -> list[Playbook]:
+def parse_playbook_file(document: Any, source: str = "playbooks") -> PlaybookFile:
     """Validate a parsed YAML document; PlaybookError names every offending key."""
     try:
-        parsed = PlaybookFile.model_validate(document)
+        return PlaybookFile.model_validate(document)
     except ValidationError as exc:
         problems = "; ".join(
             f"{_key_path(err['loc'], document)}: {err['msg']}" for err in exc.errors()
         )
         raise PlaybookError(f"{source}: {problems}") from None
-    return list(parsed.playbooks)
+
+
+def parse_playbooks(document: Any, source: str = "playbooks") -> list[Playbook]:
+    """The customer playbooks of a parsed YAML document (see parse_playbook_file)."""
+    return list(parse_playbook_file(document, source).playbooks)
 
 
 def load_playbooks(path: Path | None = None) -> list[Playbook]:
     """The playbooks at ``path``, or the shipped defaults."""
+    return list(load_playbook_file(path).playbooks)
+
+
+def load_segment_playbooks(path: Path | None = None) -> list[SegmentPlaybook]:
+    """The segment playbooks of the file at ``path`` (or of the shipped defaults)."""
+    return list(load_playbook_file(path).segment_playbooks)
+
+
+def choose_segment_playbook(
+    dropped: Mapping[str, Any], playbooks: Sequence[SegmentPlaybook]
+) -> SegmentPlaybook | None:
+    """The segment playbook for one ``segment.dropped`` forecast (column, value, drop): the
+    most urgent whose conditions hold, the file's order breaking ties; None when none does."""
+    best = None
+    for order, playbook in enumerate(playbooks):
+        when = playbook.when
+        if when.columns is not None and str(dropped["column"]) not in when.columns:
+            continue
+        if when.values is not None and str(dropped["value"]) not in when.values:
+            continue
+        if when.min_drop_points is not None and not (
+            dropped.get("drop") is not None and float(dropped["drop"]) >= when.min_drop_points
+        ):
+            continue
+        if best is None or (playbook.rank, order) < best[0]:
+            best = ((playbook.rank, order), playbook)
+    return None if best is None else best[1]
+
+
+def load_playbook_file(path: Path | None = None) -> PlaybookFile:
+    """The playbook file at ``path``, or the shipped defaults, validated."""
     if path is None:
         text = resources.files("interventions").joinpath(DEFAULT_PLAYBOOKS).read_text()
         source = f"interventions/{DEFAULT_PLAYBOOKS}"
@@ -148,7 +224,7 @@ def load_playbooks(path: Path | None = None) -> list[Playbook]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PlaybookError(f"{source}: not valid YAML: {exc}") from None
-    return parse_playbooks(document, source)
+    return parse_playbook_file(document, source)
 
 
 @dataclass(frozen=True)

@@ -61,3 +61,21 @@ def parse_schedule(frame: pd.DataFrame) -> Schedule:
             f"{', '.join(sorted(set(reason[bad])))})"
         )
     return Schedule(rows, set_aside)
+
+
+def schedule_from_surveys(surveys: pd.DataFrame, survey_date: date | None = None) -> Schedule:
+    """The wave of the contract's ``surveys`` table (invitations sent, already validated):
+    the customers invited on ``survey_date``, by default on the latest day invitations went
+    out. ``set_aside`` is empty: the contract's validation set bad rows aside already."""
+    if surveys is None or surveys.empty:
+        raise ScheduleError("the surveys table holds no invitations")
+    day = pd.to_datetime(surveys["sent_at"], utc=True).dt.date
+    wanted = survey_date or max(day)
+    ids = surveys.loc[(day == wanted).to_numpy(), "customer_id"].astype(str)
+    if ids.empty:
+        raise ScheduleError(
+            f"no invitations were sent on {wanted} in the surveys table "
+            f"(it holds {min(day)} to {max(day)})"
+        )
+    rows = [(cid, wanted) for cid in dict.fromkeys(ids)]
+    return Schedule(rows, surveys.iloc[:0].assign(reason=[]))

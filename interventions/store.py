@@ -247,6 +247,66 @@ class InterventionStore:
             self._emit(conn, "intervention.planned", _public(row))
         return created
 
+    def save_segment_plans(self, plans: Sequence[Any], source: str) -> dict[str, str]:
+        """Store segment-level plans (``planning.plan_segments``) as interventions under their
+        segment key, in one transaction; a segment with an open intervention is not planned
+        twice. {segment key: new intervention id}."""
+        if not plans:
+            return {}
+        with self.engine.begin() as conn:
+            already = self.open_interventions([p.key for p in plans], conn)
+            now = _now()
+            created: dict[str, str] = {}
+            rows, event_rows = [], []
+            for plan in plans:
+                if plan.key in already or plan.key in created:
+                    continue
+                iv_id = f"iv-{uuid.uuid4().hex[:20]}"
+                created[plan.key] = iv_id
+                rows.append(
+                    {
+                        "id": iv_id,
+                        "wave_id": None,
+                        "customer_id": plan.key,
+                        "playbook": plan.playbook,
+                        "action": plan.action,
+                        "priority": plan.priority,
+                        "owner_role": plan.owner_role,
+                        "owner": plan.owner,
+                        "status": PLANNED,
+                        "due_date": plan.due_date,
+                        "survey_date": plan.survey_date,
+                        "too_soon": plan.too_soon,
+                        "snooze_until": None,
+                        "why": plan.why,
+                        "drivers": [],
+                        "themes": [],
+                        "revenue_at_risk": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                event_rows.append(
+                    {
+                        "intervention_id": iv_id,
+                        "kind": "status",
+                        "from_status": None,
+                        "to_status": PLANNED,
+                        "from_owner": None,
+                        "to_owner": plan.owner,
+                        "actor": f"plan:{source}",
+                        "note": f"segment {plan.column}={plan.value} forecast to drop",
+                        "snooze_until": None,
+                        "at": now,
+                    }
+                )
+            if rows:
+                conn.execute(interventions.insert(), rows)
+                conn.execute(events.insert(), event_rows)
+            for row in rows:
+                self._emit(conn, "intervention.planned", _public(row))
+        return created
+
     # --- reading --------------------------------------------------------------------------
     def list(
         self,

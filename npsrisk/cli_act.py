@@ -33,6 +33,40 @@ def _state(settings: Settings):
         raise ConfigError(str(exc)) from None
 
 
+def _explained_or_none(settings: Settings, customer_ids) -> dict[str, dict]:
+    """Drivers and score changes of these customers from the serving model and store, or {}
+    when none is there yet (an alert still goes out, without them)."""
+    from serving.acting import explained
+
+    try:
+        state = _state(settings)
+    except ConfigError:
+        return {}
+    ids = [c for c in customer_ids if c in state.store.index]
+    return explained(state, ids, settings.serving.risk_tiers, 3)
+
+
+def _surveys_table(data: Path):
+    """The contract's ``surveys`` table of ``data``, read and validated by the contract code."""
+    from features.loading import load_tables
+    from features.validation import validate_tables
+
+    tables = validate_tables(load_tables(data, tables=["surveys"]))
+    if not tables.has("surveys"):
+        raise ConfigError(
+            f"{data} has no usable surveys table (invitations: customer_id, sent_at); "
+            "see the data contract"
+        )
+    report = tables.report.tables.get("surveys")
+    if report is not None and report.rows_set_aside:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in report.reasons.items())
+        out.console.print(
+            f"[yellow]surveys: {report.rows_set_aside:,} of {report.rows_read:,} rows set "
+            f"aside ({reasons})[/yellow]"
+        )
+    return tables["surveys"]
+
+
 def _acting(settings: Settings):
     from interventions.owners import OwnersError
     from interventions.playbooks import PlaybookError
@@ -213,10 +247,20 @@ def register(app: typer.Typer) -> None:
         out_file: Annotated[
             Path | None, typer.Option("--out", help="Write CSV/Parquet instead of a table.")
         ] = None,
+        alert: Annotated[
+            bool,
+            typer.Option(
+                help="With --newly-at-risk: raise customer.newly_at_risk for each listed "
+                "customer (to its owner, with why the score moved; once per customer and date)."
+            ),
+        ] = False,
     ) -> None:
-        """The ranked at-risk list, with drivers, themes, owners and intervention status."""
-        from interventions.at_risk import AtRiskQuery, AtRiskQueryError
+        """The ranked at-risk list, with drivers, themes, owners, intervention status and why
+        each score moved since the previous materialization."""
+        from interventions.at_risk import AtRiskQuery, AtRiskQueryError, plain_row
 
+        if alert and not newly_at_risk:
+            raise ConfigError("--alert raises newly-at-risk alerts: add --newly-at-risk")
         settings = _settings(ctx)
         acting = _acting(settings)
         state = _state(settings)
@@ -235,6 +279,25 @@ def register(app: typer.Typer) -> None:
             page, total, _ = acting.at_risk_page(state, query, top_k)
         except AtRiskQueryError as exc:
             raise ConfigError(str(exc)) from None
+        if alert:
+            from interventions.alerts import newly_at_risk_alerts, raise_all
+            from interventions.db import open_store_database
+
+            rows = [
+                plain_row({k: v for k, v in r.items() if k not in ("drivers", "change", "themes")})
+                | {"drivers": r["drivers"], "change": r["change"]}
+                for r in page.to_dict("records")
+            ]
+            db = open_store_database(settings)
+            ids = raise_all(
+                db,
+                settings,
+                "customer.newly_at_risk",
+                newly_at_risk_alerts(rows, state.store.features_as_of),
+            )
+            db.dispose()
+            out.console.print(f"{len(ids):,} customer.newly_at_risk alert(s) raised")
+        page["change"] = [c["summary"] if c else "" for c in page["change"]]
         page["drivers"] = [
             "; ".join(d["description"] for d in drivers) for drivers in page["drivers"]
         ]
@@ -266,6 +329,7 @@ def register(app: typer.Typer) -> None:
                 "owner",
                 "intervention_status",
                 "churn_change",
+                "change",
                 "drivers",
             ]
         ]
@@ -282,13 +346,27 @@ def register(app: typer.Typer) -> None:
         schedule: Annotated[
             Path | None, typer.Option(help="Or the schedule file of the wave (customer_id, ...).")
         ] = None,
+        surveys: Annotated[
+            Path | None,
+            typer.Option(
+                help="Or contract tables with a `surveys` table (invitations sent): the wave is "
+                "who was invited on --survey-date (default: the latest invitation day)."
+            ),
+        ] = None,
         segment: SegmentOption = None,
         alert: Annotated[
             bool, typer.Option(help="Raise segment.dropped for segments forecast to drop.")
         ] = True,
+        plan_segments: Annotated[
+            bool,
+            typer.Option(
+                help="Plan the segment playbook (segment_playbooks of the playbook file) of "
+                "each segment forecast to drop; stored like other interventions."
+            ),
+        ] = False,
     ) -> None:
         """The NPS the next wave will report, and the base's, with intervals, per segment."""
-        from interventions.schedule import ScheduleError, read_schedule
+        from interventions.schedule import ScheduleError, read_schedule, schedule_from_surveys
         from npsrisk.outputs import new_report_dir
 
         settings = _settings(ctx)
@@ -296,9 +374,15 @@ def register(app: typer.Typer) -> None:
         state = _state(settings)
         when = _date(survey_date, "--survey-date")
         ids = None
-        if schedule is not None:
+        if schedule is not None and surveys is not None:
+            raise ConfigError("say who the wave surveys once: --schedule or --surveys")
+        if schedule is not None or surveys is not None:
             try:
-                parsed = read_schedule(schedule)
+                parsed = (
+                    read_schedule(schedule)
+                    if schedule is not None
+                    else schedule_from_surveys(_surveys_table(surveys), when)
+                )
             except ScheduleError as exc:
                 raise ConfigError(str(exc)) from None
             ids = parsed.customer_ids
@@ -336,13 +420,28 @@ def register(app: typer.Typer) -> None:
             out.console.print(f"  pulling down: {p['column']}={p['value']} ({p['points']} points)")
         for t in body["themes_pulling_down"][:3]:
             out.console.print(f"  theme pulling down: {t['label']} ({t['points']} points)")
+        plans = {}
+        if plan_segments and body["dropped_segments"]:
+            plans = acting.plan_segments(body["dropped_segments"], when)
+            for key, plan in plans.items():
+                out.console.print(
+                    f"  {key}: {plan['playbook']} -> {plan['owner'] or 'unassigned'} "
+                    + (
+                        f"(planned {plan['intervention_id']})"
+                        if plan["intervention_id"]
+                        else "(already open)"
+                    )
+                )
         if alert and body["dropped_segments"]:
             from interventions.alerts import raise_all, segment_drop_alerts
             from interventions.db import open_store_database
 
             db = open_store_database(settings)
             ids = raise_all(
-                db, settings, "segment.dropped", segment_drop_alerts(body["dropped_segments"], when)
+                db,
+                settings,
+                "segment.dropped",
+                segment_drop_alerts(body["dropped_segments"], when, plans),
             )
             db.dispose()
             out.console.print(f"[yellow]{len(ids)} segment.dropped alert(s) raised[/yellow]")
@@ -413,8 +512,13 @@ def register(app: typer.Typer) -> None:
             since = pd.to_datetime(assignments["planned_on"]).min()
             new = answers[answers["responded_at"] > since]
             owners = {**acting.owners().account_owner, **acting.store.owners_by_customer()}
+            explained = _explained_or_none(settings, new["customer_id"].astype(str).unique())
             items = detractor_alerts(
-                new, tables["tickets"] if tables.has("tickets") else None, owners.get
+                new,
+                tables["tickets"] if tables.has("tickets") else None,
+                owners.get,
+                drivers={c: p.get("drivers") or [] for c, p in explained.items()},
+                changes={c: p.get("change") for c, p in explained.items()},
             )
             db = open_store_database(settings)
             ids = raise_all(db, settings, "detractor.answered", items)

@@ -9,13 +9,12 @@ same JSON body a POST would carry, so one method serves both forms.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import parse_qsl, unquote
 
 from pydantic import BaseModel, ValidationError
 
-from serving.http import send_json_error
+from serving.http import PATH_PARAMS, send_json_error
 from serving.schemas import AtRiskRequest, InterventionsRequest, NpsForecastRequest
 
 # GET path -> (the service's POST route, query model, whether unknown keys filter segments)
@@ -88,21 +87,15 @@ class ActRoutesMiddleware:
             )
         match = STATUS_PATH.match(path)
         if method == "POST" and match:
-            raw = b""
-            more = True
-            while more:
-                message = await receive()
-                raw += message.get("body", b"")
-                more = message.get("more_body", False)
-            try:
-                payload = json.loads(raw or b"{}")
-            except ValueError:
-                return await send_json_error(send, 400, "invalid_json", "the body is not JSON")
-            if not isinstance(payload, dict):
-                return await send_json_error(send, 400, "invalid_json", "send a JSON object")
-            payload["id"] = unquote(match["id"])
-            body = json.dumps(payload).encode()
-            return await self.app(_as_post(scope, STATUS_ROUTE, body), _body(body, receive), send)
+            # Only the path is rewritten: the body is the client's, read by the router with the
+            # same limits, timeout, media-type check and key check as every POST (the id joins
+            # the parsed body there).
+            scope = {
+                **scope,
+                "path": STATUS_ROUTE,
+                "raw_path": STATUS_ROUTE.encode(),
+                PATH_PARAMS: {"id": unquote(match["id"])},
+            }
         return await self.app(scope, receive, send)
 
 

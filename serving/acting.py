@@ -53,7 +53,10 @@ def predictions_and_contexts(
     top_k: int = 5,
 ) -> tuple[dict[str, dict], dict[str, CustomerContext], list[str]]:
     """Predictions with drivers and the planning context of known ids, and the unknown ids."""
-    predictions, unknown, _ = state.predict_ids(list(customer_ids), True, top_k, tiers)
+    # No change explanation: planning reads the drivers of now (and stays as fast as before).
+    predictions, unknown, _ = state.predict_ids(
+        list(customer_ids), True, top_k, tiers, changes=False
+    )
     rows, known, _ = state.store.locate(list(customer_ids))
     contexts = {
         cid: context_of(state, row, segment_columns) for cid, row in zip(known, rows, strict=True)
@@ -116,34 +119,21 @@ def _cached_frame(
 def previous_frame(state: ServingState, tiers: RiskTierSettings) -> tuple[pd.DataFrame, str] | None:
     """The base scored by the same model on the previous materialization (kept beside the
     current one), and its as-of date; None when there is no earlier store."""
-    from features.store import FeatureStore, store_dir
-
-    folder = store_dir(state.store.path.parent.parent)
-    older = sorted(
-        (p for p in folder.glob("features-*.duckdb") if p != state.store.path),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if not older:
+    previous = state.previous()
+    if previous is None:
         return None
-    with _cache_lock:
-        hit = _cache.get("previous_state")
-    if hit is not None and hit[0] == (older[-1], id(state.champion)):
-        previous = hit[1]
-    else:
-        previous = ServingState.build(state.champion, FeatureStore.read(older[-1]))
-        with _cache_lock:
-            _cache["previous_state"] = ((older[-1], id(state.champion)), previous)
     return _cached_frame(previous, tiers, (), "previous"), previous.store.features_as_of
 
 
-def drivers_of(
+def explained(
     state: ServingState, customer_ids: Sequence[str], tiers: RiskTierSettings, top_k: int
-) -> dict[str, list[dict]]:
-    """SHAP drivers of a page of customers (only the page is explained)."""
+) -> dict[str, dict]:
+    """Predictions of a page of customers with drivers and, when an earlier materialization
+    is kept, why each moved since then (only the page is explained)."""
     if not customer_ids:
         return {}
     predictions, _, _ = state.predict_ids(list(customer_ids), True, top_k, tiers)
-    return {p["customer_id"]: p.get("drivers") or [] for p in predictions}
+    return {p["customer_id"]: p for p in predictions}
 
 
 # --- the endpoints' logic, shared by the service and the CLI --------------------------------
@@ -284,6 +274,29 @@ class Acting:
             "unknown_customer_ids": unknown,
         }
 
+    def plan_segments(
+        self, dropped: Sequence[dict], survey_date: date | None, source: str = "cli"
+    ) -> dict[str, dict]:
+        """Plan and store the segment playbook of each dropped segment that one covers;
+        {segment key: {intervention_id (None: one was already open), playbook, owner}}."""
+        from interventions.planning import plan_segments
+        from interventions.playbooks import load_segment_playbooks
+
+        s = self.settings.interventions
+        plans = plan_segments(
+            dropped,
+            load_segment_playbooks(s.playbooks_path),
+            self.owners().owner_of,
+            datetime.now(UTC).date(),
+            survey_date,
+            s.lead_time_days,
+        )
+        created = self.store.save_segment_plans(plans, source)
+        return {
+            p.key: {"intervention_id": created.get(p.key), "playbook": p.playbook, "owner": p.owner}
+            for p in plans
+        }
+
     # --- at-risk ------------------------------------------------------------------------
     def at_risk_page(self, state: ServingState, query, top_k: int = 3):
         """(page frame with drivers, total) for an AtRiskQuery."""
@@ -316,10 +329,13 @@ class Acting:
             if before is not None
             else None,
         )
-        drivers = drivers_of(
+        explained_page = explained(
             state, page["customer_id"].tolist(), self.settings.serving.risk_tiers, top_k
         )
-        page["drivers"] = [drivers.get(c, []) for c in page["customer_id"]]
+        page["drivers"] = [
+            explained_page.get(c, {}).get("drivers") or [] for c in page["customer_id"]
+        ]
+        page["change"] = [explained_page.get(c, {}).get("change") for c in page["customer_id"]]
         return page, total, [c for c in s.segment_columns if c in frame.columns]
 
     def at_risk(self, state: ServingState, request) -> Answer:
@@ -342,8 +358,11 @@ class Acting:
             return _error(400, "invalid_filter", str(exc))
         items = []
         for row in page.to_dict("records"):
-            row = plain_row({k: v for k, v in row.items() if k not in ("drivers", "themes")}) | {
+            row = plain_row(
+                {k: v for k, v in row.items() if k not in ("drivers", "themes", "change")}
+            ) | {
                 "drivers": row["drivers"],
+                "change": row["change"],
                 "themes": list(row["themes"]),
             }
             row["segments"] = {c: row.pop(c) for c in seg_cols if c in row}

@@ -44,6 +44,9 @@ logger = logging.getLogger("bentoml.service.npsrisk")
 
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PUBLIC_PATHS = PROBE_PATHS | {"/metrics"}
+# A route's path parameters, set on the scope by the middleware that matched the path
+# (serving.act_routes); the router merges them into the parsed body.
+PATH_PARAMS = "npsrisk.path_params"
 ADMIN_PATHS = frozenset({"/reload"})
 UNKNOWN_PATH = "/unknown"
 KEY_FILE_CHECK_SECONDS = 5.0
@@ -655,7 +658,13 @@ class ApiRouter:
         try:
             body = await self._read_body(route, scope, receive)
             if route.request is not None:
-                request = validate_request(route.request, parse_json(body))
+                data = parse_json(body)
+                params = scope.get(PATH_PARAMS)
+                if params:  # a path parameter (/interventions/{id}/status) joins the body
+                    if not isinstance(data, dict):
+                        raise ApiError(422, "validation_error", "body: send a JSON object")
+                    data = {**data, **params}
+                request = validate_request(route.request, data)
             elif body.strip():
                 if parse_json(body) != {}:
                     raise ApiError(422, "validation_error", "body: this route takes no fields")

@@ -15,6 +15,7 @@ import numpy as np
 
 from features.contract import NPS_CATEGORIES
 from npsrisk.settings import RiskTierSettings
+from serving.changes import Earlier, explain_changes
 from training.bundle import ModelBundle
 
 ValueOf = Callable[[int, str], Any]  # (row, feature) -> the raw value to show
@@ -103,8 +104,12 @@ def predict_rows(
     top_k: int,
     tiers: RiskTierSettings,
     threads: int | None = None,
+    earlier: Earlier | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Prediction dicts for encoded rows, and the raw scores (for the inference log)."""
+    """Prediction dicts for encoded rows, and the raw scores (for the inference log).
+
+    With ``explain`` and ``earlier`` (the same customers at the previous materialization),
+    each prediction also says why it moved since then (``serving.changes``)."""
     scores, contributions = bundle.score(X, explain=explain, threads=threads)
     churn, nps = scores["churn_probability"], scores["predicted_nps"]
     probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
@@ -146,6 +151,19 @@ def predict_rows(
             )
         return drivers
 
+    changes: list[dict[str, Any] | None] | None = None
+    if explain and earlier is not None:
+        changes = explain_changes(
+            bundle,
+            X,
+            scores,
+            contributions,
+            value_of,
+            earlier,
+            top_k,
+            lambda churn, detractor: risk_tier(churn, detractor, tiers),
+            threads,
+        )
     out = []
     for r, customer_id in enumerate(customer_ids):
         has_nps = not math.isnan(nps[r])
@@ -166,5 +184,7 @@ def predict_rows(
                 [round(float(p), 6) for p in scores["nps_distribution"][r]] if has_nps else None
             )
             row["drivers"] = [d for target in picks for d in drivers_of(target, r)]
+            if changes is not None:
+                row["change"] = changes[r]
         out.append(row)
     return out, scores

@@ -130,6 +130,52 @@ class CategoryProbabilities(BaseModel):
     promoter: float = Field(description="P(next score 9-10).")
 
 
+class ScoreMove(BaseModel):
+    """One output at the previous materialization and now."""
+
+    before: float = Field(description="At the previous materialization (same model).")
+    after: float = Field(description="Now.")
+
+
+class FeatureChange(BaseModel):
+    """One feature whose value changed, and what that change moved the output by."""
+
+    feature: str = Field(description="Feature name as in the model signature.")
+    target: Literal["churn", "nps"] = Field(description="Which prediction it moved.")
+    before: FeatureValue = Field(description="The value at the previous materialization.")
+    after: FeatureValue = Field(description="The value now.")
+    contribution_change: float = Field(
+        description="Its SHAP contribution now minus then, in the head's raw units (churn "
+        "log-odds, NPS raw points); over all features these add up to the raw score's move."
+    )
+    effect: float | None = Field(
+        description="The output now minus the output with only this change undone, through "
+        "the calibration (churn: probability, NPS: predicted score points), computed like a "
+        "driver's effect; effects of several changes do not add up."
+    )
+    description: str = Field(description="The value now in plain words.")
+
+
+class PredictionChange(BaseModel):
+    """Why the score moved since the previous materialization, from the SHAP contributions of
+    both dates (both scored by the serving model, so the move is the data's)."""
+
+    since: str = Field(description="As-of date of the previous materialization.")
+    churn_probability: ScoreMove | None = Field(description="Null without a churn model.")
+    predicted_nps: ScoreMove | None = Field(description="Null without an NPS model.")
+    previous_risk_tier: Literal["low", "medium", "high"] | None = Field(
+        description="The risk tier then, by the same thresholds."
+    )
+    features: list[FeatureChange] = Field(
+        description="The features whose value changed, top_k per target by decreasing "
+        "|contribution_change| (churn first, then NPS)."
+    )
+    summary: str = Field(
+        description="In words, e.g. 'churn risk 12% → 31% since 2025-05-31: tickets open 0 → "
+        "4 (+9 points), ...'."
+    )
+
+
 class Prediction(BaseModel):
     """One customer's prediction. Fields a model cannot predict are null."""
 
@@ -162,6 +208,12 @@ class Prediction(BaseModel):
         None,
         description="Top drivers of each target (churn first, then NPS), each group by "
         "decreasing |contribution|. Omitted with explain=false.",
+    )
+    change: PredictionChange | None = Field(
+        None,
+        description="/predict with explain=true: why the score moved since the previous "
+        "materialization kept beside the current one; null when none is kept or the customer "
+        "was not in it. Omitted with explain=false and for /predict_features.",
     )
 
 
@@ -371,6 +423,10 @@ class AtRiskItem(BaseModel):
     )
     themes: list[str]
     drivers: list[Driver]
+    change: PredictionChange | None = Field(
+        description="Why the score moved since the previous materialization (null: none kept, "
+        "or the customer was not in it)."
+    )
 
 
 class AtRiskResponse(BaseModel):

@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from features.store import FeatureStore, StoreMissingError
+from features.store import FeatureStore, StoreMissingError, previous_store_path
 from npsrisk.settings import Settings
+from serving.changes import Earlier
 from serving.predictions import ModelCard, predict_rows
 from training.bundle import ModelBundle
 
@@ -193,6 +195,11 @@ class ServingState:
     store: FeatureStore
     X: np.ndarray = field(repr=False)
     warnings: list[str] = field(default_factory=list)
+    # The previous materialization scored by the same model, built on first use (see previous).
+    _previous: Any = field(default=None, init=False, repr=False, compare=False)
+    _previous_lock: Any = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -217,10 +224,45 @@ class ServingState:
     def card(self) -> dict[str, Any]:
         return self.champion.card.to_dict()
 
-    def predict_ids(self, customer_ids: list[str], explain: bool, top_k: int, tiers):
+    def previous(self) -> ServingState | None:
+        """The previous materialization (an earlier as-of date, kept beside the current store)
+        paired with the same model, or None when none is kept. Built once per store file: a
+        score's change is then the data's, never a model swap's."""
+        path = previous_store_path(Path(self.store.path))
+        if path is None:
+            return None
+        with self._previous_lock:
+            if self._previous is None or Path(self._previous.store.path) != path:
+                try:
+                    store = FeatureStore.read(path)
+                except Exception:  # pruned or half-copied meanwhile: no change to explain
+                    logger.warning("could not read the previous store %s", path.name)
+                    return None
+                self._previous = ServingState.build(self.champion, store)
+            return self._previous
+
+    def earlier(self, rows: list[int], known: list[str]) -> Earlier | None:
+        """The ``rows`` (of this store) at the previous materialization, for serving.changes."""
+        previous = self.previous()
+        if previous is None:
+            return None
+        then = [previous.store.index.get(cid, -1) for cid in known]
+        present = np.array([i >= 0 for i in then], dtype=bool)
+        X = previous.X[np.maximum(np.array(then, dtype=np.int64), 0)] if then else previous.X[:0]
+        store = previous.store
+        return Earlier(
+            previous.store.features_as_of, X, present, lambda r, f: store.value(then[r], f)
+        )
+
+    def predict_ids(
+        self, customer_ids: list[str], explain: bool, top_k: int, tiers, changes: bool = True
+    ):
+        """Predictions of known ids (with ``explain``: drivers and, when ``changes`` and an
+        earlier materialization is kept, why each moved since then), unknown ids, log rows."""
         rows, known, unknown = self.store.locate(customer_ids)
         bundle = self.champion.bundle
         store = self.store
+        earlier = self.earlier(rows, known) if explain and changes else None
         predictions, _ = predict_rows(
             bundle,
             self.X[rows],
@@ -230,6 +272,7 @@ class ServingState:
             top_k,
             tiers,
             threads=1 if len(rows) < 64 else None,
+            earlier=earlier,
         )
 
         def log_records() -> list[dict]:
@@ -306,7 +349,9 @@ def _log_records(
             "features_as_of": as_of,
             "customer_id": cid,
             "features": feats,
-            "outputs": {k: v for k, v in pred.items() if k not in ("customer_id", "drivers")},
+            "outputs": {
+                k: v for k, v in pred.items() if k not in ("customer_id", "drivers", "change")
+            },
         }
         for cid, feats, pred in zip(ids, values, predictions, strict=True)
     ]

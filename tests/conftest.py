@@ -129,6 +129,56 @@ def materialized(trained, demo_path, demo_tables):
     return settings
 
 
+EARLIER_CHANGED = 40  # customers whose one feature differs at the earlier date
+
+
+@pytest.fixture(scope="session")
+def earlier_store(materialized, tmp_path_factory):
+    """An earlier store (30 days before) beside the current one: the same rows but for the
+    top churn driver of the first customers, set to another customer's value."""
+    import shutil
+
+    from features.store import FeatureStore, store_dir, write_store
+    from serving.state import ServingState, load_champion
+
+    settings = materialized
+    champion = load_champion(settings)
+    current = FeatureStore.open(settings.home_path)
+    state = ServingState.build(champion, current)
+    ids = list(current.frame["customer_id"][:EARLIER_CHANGED])
+    predictions, _, _ = state.predict_ids(ids, True, 1, settings.serving.risk_tiers, False)
+    encoder = champion.bundle.encoder
+    numeric = set(encoder.features) - set(encoder.categorical)
+    # each customer's top churn driver that is numeric, moved to the base's 10th or 90th pct.
+    frame = current.frame.copy()
+    changed = {}
+    for p in predictions:
+        drivers = [d for d in p["drivers"] if d["target"] == "churn" and d["feature"] in numeric]
+        if not drivers:
+            continue
+        feature = drivers[0]["feature"]
+        column = frame[feature].astype(float)
+        now = column[frame["customer_id"] == p["customer_id"]].iloc[0]
+        low, high = column.quantile([0.1, 0.9])
+        other = high if pd.isna(now) or now <= column.median() else low
+        if other == now:
+            continue
+        if frame[feature].dtype.kind != "f" or frame[feature].dtype.kind == "b":
+            frame[feature] = frame[feature].astype(float)
+        frame.loc[frame["customer_id"] == p["customer_id"], feature] = other
+        changed[p["customer_id"]] = (feature, None if pd.isna(now) else float(now), float(other))
+    as_of = pd.Timestamp(current.features_as_of) - pd.Timedelta(days=30)
+    scratch = tmp_path_factory.mktemp("earlier_home")
+    info = write_store(
+        frame.assign(as_of=as_of), current.plan, scratch, as_of, champion.card.version
+    )
+    # Kept beside the current store, as `npsrisk materialize` keeps the last ones; CURRENT is
+    # untouched, so the running service keeps serving the same store.
+    shutil.copy(info.path, store_dir(settings.home_path) / info.path.name)
+    assert changed, "no customer had a numeric churn driver to change"
+    return settings, champion, changed, str(as_of.date())
+
+
 @pytest.fixture(scope="session")
 def service(materialized, tmp_path_factory):
     """The trained champion with a materialized store, served over HTTP (the database

@@ -139,6 +139,16 @@ def _heads(snapshots: pd.DataFrame, split: Split, notes: list[str]) -> list[str]
     return heads
 
 
+def response_rows(
+    frame: pd.DataFrame, fit_rows: np.ndarray, cal_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows the response model fits and calibrates on: with the surveys table, only the
+    invited windows (so it learns P(answers | invited), non-answers included); without it,
+    every customer counts as asked."""
+    asked = frame["invited"].to_numpy(dtype=bool) if "invited" in frame else True
+    return fit_rows & asked, cal_rows & asked
+
+
 def calibration_rows(frame: pd.DataFrame, settings: Settings) -> np.ndarray:
     """The customers whose rows stop early and calibrate (a fixed fold per customer)."""
     t = settings.training
@@ -189,7 +199,14 @@ def _fit(
         if t.nps_selection_correction == "ipw":
             response = ResponseModel(lightgbm_params(lgbm, "binary", t.seed), rounds, stop)
             r = responded.astype(float)
-            response.fit(X[fit_rows], r[fit_rows], X[cal_rows], r[cal_rows], cats)
+            fit_asked, cal_asked = response_rows(frame, fit_rows, cal_rows)
+            response.fit(X[fit_asked], r[fit_asked], X[cal_asked], r[cal_asked], cats)
+            if "invited" in frame and not frame["invited"].all():
+                notes.append(
+                    f"response model learned from {int(fit_asked.sum() + cal_asked.sum()):,} "
+                    f"invited customer windows ({int((r[fit_asked] == 0).sum()):,} unanswered "
+                    "in fitting), from the surveys table"
+                )
             weights = np.ones(len(frame))
             weights[responded] = response.weights(X[responded], t.max_ipw_weight)
         if row_weight is not None:

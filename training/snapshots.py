@@ -123,7 +123,10 @@ def build_snapshots(
     """One row per active customer and as-of date with the labels from (T, T + horizon].
 
     ``churned`` is 1/0 (NaN without a churn table); ``nps_score`` is the first survey answer
-    in the window (NaN when the customer did not answer); ``responded`` says whether they did.
+    in the window (NaN when the customer did not answer); ``responded`` says whether they did;
+    ``invited`` whether a survey invitation went out in the window (the optional ``surveys``
+    table; an answer counts as one) — True for everyone without that table, since then every
+    customer could have been asked.
     """
     frames = [
         pd.DataFrame({"customer_id": active_customers(tables, d), "as_of": d}) for d in as_of_dates
@@ -158,6 +161,22 @@ def build_snapshots(
         in_window = (nxt["responded_at"] < horizon_end.to_numpy()).to_numpy()
         snap["nps_score"] = np.where(in_window, nxt["score"].to_numpy(), np.nan)
         snap["responded"] = in_window
+    snap["invited"] = True
+    if tables.has("surveys") and len(tables["surveys"]):
+        sent = tables["surveys"][["customer_id", "sent_at"]].sort_values("sent_at", kind="stable")
+        left = snap.assign(_cutoff=cutoff.astype("datetime64[ns]"), _row=np.arange(len(snap)))
+        left = left.sort_values("_cutoff", kind="stable")
+        nxt = pd.merge_asof(
+            left,
+            sent.astype({"sent_at": "datetime64[ns]"}),
+            left_on="_cutoff",
+            right_on="sent_at",
+            by="customer_id",
+            direction="forward",
+            allow_exact_matches=True,
+        ).sort_values("_row")
+        asked = (nxt["sent_at"] < horizon_end.to_numpy()).to_numpy()
+        snap["invited"] = asked | snap["responded"].to_numpy(dtype=bool)
     return snap
 
 

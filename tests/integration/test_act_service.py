@@ -148,3 +148,39 @@ def test_openapi_documents_the_contract_routes(service):
     assert "post" in spec["paths"]["/interventions/{id}/status"]
     names = {p["name"] for p in spec["paths"]["/at_risk"]["get"]["parameters"]}
     assert {"limit", "offset", "min_tier", "sort", "owner"} <= names
+
+
+def test_the_status_route_reads_its_body_at_the_edge_like_predict(service):
+    """/interventions/{id}/status is read by the same strict body reader as /predict: key
+    first, size limit, JSON media type, a body that never arrives times out."""
+    import socket
+
+    url = service.url + "/interventions/iv-any/status"
+    body = {"status": "contacted", "actor": "ana"}
+    # no key: 401 before the body is even parsed (a malformed one included)
+    assert httpx.post(url, content=b"{not json", timeout=30).status_code == 401
+    huge = httpx.post(
+        url,
+        content=b'{"actor": "' + b"a" * 2_000_000 + b'"}',
+        headers={**headers(), "content-type": "application/json"},
+        timeout=30,
+    )
+    assert huge.status_code == 413 and huge.json()["error"] == "payload_too_large"
+    text = httpx.post(
+        url, content=b"status=contacted", headers={**headers(), "content-type": "text/plain"}
+    )
+    assert text.status_code == 415 and text.json()["error"] == "unsupported_media_type"
+    assert post(service, "/interventions/iv-any/status", [body]).status_code == 422
+    # the id comes from the path and wins over one in the body
+    missing = post(service, "/interventions/iv-nope/status", {**body, "id": "other"})
+    assert missing.status_code == 404 and "iv-nope" in missing.json()["detail"]
+    # a body promised but never sent: 408 within serving.body_timeout_seconds (2 s here)
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /interventions/iv-any/status HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {API_KEYS[0]}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        answer = sock.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]

@@ -321,3 +321,43 @@ def test_replanning_a_wave_keeps_its_control_group(engine):
     second, created = store.plan_and_save(ids, planner(ids, preds, share=0.25, seed=2), "api")
     assert control and {i.customer_id for i in second.items if i.arm == ARM_CONTROL} == control
     assert created == {}  # everyone else already has an open intervention
+
+
+def test_segment_playbook_plans_are_stored_once_with_a_life_cycle(engine, tmp_path):
+    from db.models import AlertRecord
+    from interventions.alerts import outbox_hook
+    from interventions.planning import plan_segments
+    from interventions.playbooks import load_segment_playbooks
+    from npsrisk.settings import load_settings
+
+    settings = load_settings(home=tmp_path / "home", alerts={"console": False, "file": True})
+    store = InterventionStore(engine, on_event=outbox_hook(settings))
+    drop = {
+        "column": "plan_tier",
+        "value": "pro",
+        "forecast_nps": 12.0,
+        "last_measured_nps": 20.0,
+        "drop": 8.0,
+    }
+    plans = plan_segments(
+        [drop], load_segment_playbooks(), lambda *_: None, TODAY, SURVEY, lead_time_days=5
+    )
+    created = store.save_segment_plans(plans, "cli")
+    assert list(created) == ["segment:plan_tier=pro"]
+    # the same drop forecast again: the open segment intervention is not planned twice
+    assert store.save_segment_plans(plans, "cli") == {}
+    rows, total = store.list(None, None, "segment:plan_tier=pro", None, None, 10, 0)
+    assert total == 1 and rows[0]["playbook"] == "segment_review"
+    assert rows[0]["survey_date"] == SURVEY.isoformat() and "down 8.0 points" in rows[0]["why"][0]
+    iv = created["segment:plan_tier=pro"]
+    store.change_status(iv, "contacted", "lee", "briefed the owners")
+    assert store.change_status(iv, "resolved", "lee", "done")["status"] == "resolved"
+    assert set(store.save_segment_plans(plans, "cli")) == {"segment:plan_tier=pro"}  # reopens
+    with engine.connect() as conn:
+        kinds = conn.execute(sa.select(AlertRecord.type)).scalars().all()
+    assert sorted(kinds) == [
+        "intervention.planned",
+        "intervention.planned",
+        "intervention.status_changed",
+        "intervention.status_changed",
+    ]

@@ -225,3 +225,91 @@ def test_recent_themes_use_the_shortest_window():
     }
     themes = ("competitors", "pricing_billing_value")
     assert recent_themes(values, themes) == ("pricing_billing_value",)
+
+
+# --- segment playbooks (planned from a segment.dropped forecast) ----------------------------
+
+SEGMENT_DOC = {
+    "version": 1,
+    "playbooks": [{"id": "p", "action": "a", "owner_role": "csm", "when": {"min_tier": "high"}}],
+    "segment_playbooks": [
+        {
+            "id": "enterprise_exec_review",
+            "action": "exec review",
+            "owner_role": "vp_success",
+            "owner": "vp@example.com",
+            "priority": "urgent",
+            "when": {"columns": ["plan_tier"], "values": ["enterprise"]},
+        },
+        {
+            "id": "segment_review",
+            "action": "review",
+            "owner_role": "customer_success_lead",
+            "priority": "high",
+            "when": {"min_drop_points": 5},
+        },
+    ],
+}
+
+
+def dropped(column="region", value="emea", drop=6.0):
+    return {
+        "column": column,
+        "value": value,
+        "forecast_nps": 10.0,
+        "last_measured_nps": 10.0 + drop,
+        "drop": drop,
+    }
+
+
+@pytest.mark.parametrize(
+    ("segment", "expected"),
+    [
+        (dropped("plan_tier", "enterprise", 1.0), "enterprise_exec_review"),  # any drop
+        (dropped("plan_tier", "enterprise", 9.0), "enterprise_exec_review"),  # urgent first
+        (dropped("plan_tier", "pro", 6.0), "segment_review"),
+        (dropped("region", "emea", 5.0), "segment_review"),  # at the threshold
+        (dropped("region", "emea", 4.9), None),  # below it, and not enterprise
+    ],
+)
+def test_choose_segment_playbook(segment, expected):
+    from interventions.playbooks import choose_segment_playbook, parse_playbook_file
+
+    playbooks = parse_playbook_file(SEGMENT_DOC).segment_playbooks
+    chosen = choose_segment_playbook(segment, playbooks)
+    assert (chosen.id if chosen else None) == expected
+
+
+def test_segment_playbooks_ship_and_errors_name_the_key():
+    from interventions.playbooks import load_segment_playbooks, parse_playbook_file
+
+    shipped = load_segment_playbooks()
+    assert [p.id for p in shipped] == ["segment_review"]
+    bad = {**SEGMENT_DOC, "segment_playbooks": [{**SEGMENT_DOC["segment_playbooks"][1]}]}
+    bad["segment_playbooks"][0]["when"] = {"min_drop_points": -1}
+    with pytest.raises(PlaybookError, match=r"segment_playbooks\[0\] \(segment_review\)\.when"):
+        parse_playbook_file(bad)
+
+
+def test_plan_segments_due_before_the_survey_and_owner_from_the_segment_rule():
+    from datetime import date
+
+    from interventions.owners import OwnerDirectory, _SegmentRule
+    from interventions.planning import plan_segments
+    from interventions.playbooks import parse_playbook_file
+
+    playbooks = parse_playbook_file(SEGMENT_DOC).segment_playbooks
+    directory = OwnerDirectory(segments=(_SegmentRule(column="region", value="emea", owner="eva"),))
+    plans = plan_segments(
+        [dropped("region", "emea", 8.0), dropped("region", "apac", 1.0)],
+        playbooks,
+        directory.owner_of,
+        planned_on=date(2025, 7, 1),
+        survey_date=date(2025, 7, 6),
+        lead_time_days=4,
+    )
+    assert [p.key for p in plans] == ["segment:region=emea"]  # apac: no playbook covers it
+    (plan,) = plans
+    assert plan.owner == "eva" and plan.playbook == "segment_review"
+    assert plan.due_date == date(2025, 7, 2) and not plan.too_soon  # 3 days capped by lead time
+    assert "down 8.0 points" in plan.why[0]

@@ -173,3 +173,69 @@ def test_as_of_fixes_the_single_date_and_refuses_one_without_room_for_labels(val
     assert dates == [pd.Timestamp("2024-10-15")] and "fixed" in notes[0]
     with pytest.raises(TrainingDataError, match="2024-12-01 or earlier"):
         choose_as_of_dates(tables, TrainingSettings(), 30, as_of=pd.Timestamp("2024-12-15"))
+
+
+# --- the optional surveys table (invitations sent) --------------------------------------------
+
+
+def test_invitations_in_the_window_mark_who_was_asked(validate_frames):
+    customers = pd.DataFrame(
+        {"customer_id": ["A", "B", "C", "D"], "signup_date": ["2024-01-01"] * 4}
+    )
+    answers = pd.DataFrame(
+        [("A", "2024-07-12", 9), ("D", "2024-07-20", 3)],
+        columns=["customer_id", "responded_at", "score"],
+    )
+    surveys = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "C", "X"],
+            "sent_at": ["2024-07-10", "2024-07-11", "2024-06-01", "not a date", "2024-07-10"],
+        }
+    )
+    tables = validate_frames({"customers": customers, "nps_responses": answers, "surveys": surveys})
+    report = tables.report.tables["surveys"]
+    assert report.rows_set_aside == 2  # an unparsable sent_at and an unknown customer
+    snap = build_snapshots(tables, [T], horizon_days=90).set_index("customer_id")
+    # A invited and answered; B invited, no answer (the non-response the model learns from);
+    # C invited before T only; D answered without a recorded invitation: counted as asked
+    assert snap["invited"].to_dict() == {"A": True, "B": True, "C": False, "D": True}
+    assert snap["responded"].to_dict() == {"A": True, "B": False, "C": False, "D": True}
+
+
+def test_without_surveys_everyone_counts_as_asked(validate_frames):
+    from training.pipeline import response_rows
+
+    tables = tables_with(validate_frames, answers=[("A", "2024-07-10", 9)])
+    snap = build_snapshots(tables, [T], horizon_days=90)
+    assert snap["invited"].all()
+    fit = np.array([True, True, False])
+    frame = pd.DataFrame({"invited": [True, False, True]})
+    fit_rows, cal_rows = response_rows(frame, fit, ~fit)
+    assert fit_rows.tolist() == [True, False, False] and cal_rows.tolist() == [False, False, True]
+    fit_all, _ = response_rows(frame.drop(columns="invited"), fit, ~fit)
+    assert fit_all.tolist() == fit.tolist()
+
+
+def test_a_wave_from_the_surveys_table():
+    from datetime import date
+
+    from interventions.schedule import ScheduleError, schedule_from_surveys
+
+    surveys = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "A", "C"],
+            "sent_at": pd.to_datetime(
+                ["2024-07-01T09:00", "2024-07-15T09:00", "2024-07-15T10:00", "2024-07-15T23:59"],
+                utc=True,
+            ),
+        }
+    )
+    latest = schedule_from_surveys(surveys)
+    assert latest.rows == [
+        ("B", date(2024, 7, 15)),
+        ("A", date(2024, 7, 15)),
+        ("C", date(2024, 7, 15)),
+    ]
+    assert schedule_from_surveys(surveys, date(2024, 7, 1)).customer_ids == ["A"]
+    with pytest.raises(ScheduleError, match="2024-07-01 to 2024-07-15"):
+        schedule_from_surveys(surveys, date(2024, 8, 1))
