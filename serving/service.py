@@ -147,6 +147,14 @@ def _instance_metrics_dir(settings: Settings) -> Path:
     return folder
 
 
+def _warm_reload_imports() -> None:
+    try:
+        import mlflow.pyfunc  # noqa: F401
+        import sklearn.pipeline  # noqa: F401
+    except Exception:  # the reload itself reports what is missing
+        logger.warning("could not pre-import the registry's loaders", exc_info=True)
+
+
 def _freeze_heap() -> None:
     """Move the loaded model and store out of the garbage collector's sight.
 
@@ -209,6 +217,10 @@ class NpsRiskService:
             # restarted worker's start-up that /predict does not need.
             threading.Thread(target=self._start_relay, daemon=True, name="npsrisk-relay").start()
         threading.Thread(target=self._poll, daemon=True, name="npsrisk-refresh").start()
+        # What a /reload of a version not cached yet needs (MLflow's pyfunc loader, sklearn for
+        # the text scorer's pipelines), imported beside the first requests instead of at start
+        # or inside that /reload's timeout.
+        threading.Thread(target=_warm_reload_imports, daemon=True, name="npsrisk-warm").start()
         _SLOT.instance = self
 
     # --- lifecycle --------------------------------------------------------------------
