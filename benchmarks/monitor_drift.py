@@ -1,27 +1,34 @@
-"""Time and peak memory of `npsrisk monitor drift`'s work against a plain Evidently run on
-the same frames.
+"""Time and peak memory of `npsrisk monitor drift` on the 100k-customer demo, against a plain
+Evidently run on the same frames.
 
-    uv run python benchmarks/monitor_drift.py --home HOME --data DATA --as-of 2025-05-31 \
-        --rows 100000
+    flock /work/notes/heavy.lock uv run python benchmarks/monitor_drift.py \
+        --data /tmp/demo-100k --home /tmp/home-100k --customers 100000
 
-HOME holds a trained champion (with its reference sample), DATA the export it scores. The
-current window is built once from DATA at --as-of with the champion's plan, then resampled
-with replacement to --rows rows (the reference keeps its own size), so both runs see exactly
-the same two frames. Each run happens in its own process, so peak memory is its own:
+DATA is a demo export (generated there with ``--customers`` and ``--seed`` when it holds none),
+HOME a home with a champion and its reference sample (trained on DATA with
+``training.max_snapshots`` = ``--max-snapshots`` when it holds none). Three runs, each in its own
+process so its peak memory is its own:
 
-- ``monitor drift``: Evidently's DataDriftPreset with include_tests (our methods and
-  thresholds), the parsing, the column x segment tests with Benjamini-Hochberg, the HTML and
-  JSON, the index page (sampling above monitoring.sample_rows, as the command does);
-- ``plain Evidently``: ``Report([DataDriftPreset()], include_tests=True)`` on the same
-  columns with Evidently's defaults, and ``save_html``.
+- ``cli``: ``npsrisk monitor drift --data DATA --as-of AS_OF`` exactly as a user runs it: the
+  window built with the champion's plan (every customer active at AS_OF, featurized and scored),
+  then the comparison, the report and the alert;
+- ``ours``: ``monitoring.drift_report.run_drift`` on the frames saved from that window:
+  Evidently's DataDriftPreset with include_tests (our methods and thresholds), the parsing, the
+  column x segment tests with Benjamini-Hochberg, the HTML and JSON, the index page (sampling
+  above monitoring.sample_rows, as the command does);
+- ``plain``: ``Report([DataDriftPreset()], include_tests=True)`` on the same columns of the same
+  frames with Evidently's defaults, and ``save_html``.
 
-Import time of Evidently is reported apart (both pay it once per process).
+The ratio ours / plain is the figure to trust; absolute times depend on the machine's load.
+Import time of Evidently is reported apart (every run pays it once per process).
+``--rows N`` resamples the window to N rows (with replacement) to try other sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -87,12 +94,54 @@ def _child(kind: str, folder: Path, home: Path) -> dict:
     }
 
 
+CLI_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from memory import peak_rss_mib
+from npsrisk.cli import main
+sys.argv = ["npsrisk", *sys.argv[2:]]
+started = time.perf_counter()
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else 1
+print(json.dumps({"kind": "cli", "seconds": round(time.perf_counter() - started, 2),
+                  "exit_code": code, "peak_mib": round(peak_rss_mib(), 1)}))
+"""
+
+
+def _run_cli(home: Path, data: Path, as_of: str) -> dict:
+    """`npsrisk monitor drift --data DATA --as-of AS_OF` in a fresh process: seconds, peak MiB,
+    exit code (0/1 are verdicts; anything else fails the benchmark)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+        "NPSRISK_HOME": str(home),
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_CHILD, str(Path(__file__).parent), "monitor", "drift",
+         "--data", str(data), "--as-of", as_of],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    if result.get("exit_code") not in (0, 1):
+        raise SystemExit(f"monitor drift failed:\n{done.stdout}\n{done.stderr}")
+    result["verdict_line"] = next((ln.strip() for ln in lines if ln.startswith("verdict")), "")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--as-of", default=None)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--home", type=Path, required=True, help="trained there if no champion")
+    parser.add_argument("--data", type=Path, required=True, help="generated there if empty")
+    parser.add_argument("--customers", type=int, default=100_000, help="demo size if generated")
+    parser.add_argument("--seed", type=int, default=7, help="demo seed if generated")
+    parser.add_argument("--max-snapshots", type=int, default=3, help="training snapshots")
+    parser.add_argument("--as-of", default=None, help="current window (default: last day)")
+    parser.add_argument("--rows", type=int, default=0, help="resample the window (0: as is)")
+    parser.add_argument("--skip-cli", action="store_true", help="skip the end-to-end run")
     parser.add_argument("--child", choices=["ours", "plain"])
     parser.add_argument("--folder", type=Path)
     args = parser.parse_args(argv)
@@ -101,43 +150,70 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import pandas as pd
+    from batch_scoring import ensure_champion, ensure_data
 
     from monitoring.drift_report import choose_columns
     from monitoring.reference import load_reference
     from monitoring.windows import reference_window, window_from_data
-    from npsrisk.settings import load_settings
 
-    settings = load_settings(home=args.home)
+    print(
+        f"npsrisk monitor drift benchmark (python {sys.version.split()[0]}, {os.cpu_count()} "
+        f"CPUs, load average {os.getloadavg()[0]:.2f})",
+        flush=True,
+    )
+    data, home = args.data.resolve(), args.home.resolve()
+    ensure_data(data, args.customers, args.seed)
+    settings, _ = ensure_champion(data, home, args.max_snapshots)
     reference = load_reference(settings)
     as_of = pd.Timestamp(args.as_of) if args.as_of else None
-    window = window_from_data(args.data, reference, as_of)
-    current = window.frame.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
+    started = time.perf_counter()
+    window = window_from_data(data, reference, as_of)
+    built = time.perf_counter() - started
+    customers = len(pd.read_parquet(data / "customers.parquet", columns=["customer_id"]))
+    current = window.frame
+    if args.rows:
+        current = current.sample(args.rows, replace=True, random_state=0)
+    current = current.reset_index(drop=True)
     num, cat, _ = choose_columns(reference_window(reference).frame, current, reference, True)
     folder = Path(tempfile.mkdtemp(prefix="npsrisk-drift-bench-"))
     current.to_parquet(folder / "current.parquet")
     (folder / "columns.json").write_text(json.dumps({"num": num, "cat": cat}))
     print(
-        f"reference {len(reference.frame):,} rows, current {len(current):,} rows (resampled "
-        f"from {len(window.frame):,} customers at {window.end}), {len(num) + len(cat)} columns; "
-        f"monitoring.sample_rows={settings.monitoring.sample_rows:,}",
+        f"export {data}: {customers:,} customers; current window: {len(window.frame):,} active "
+        f"at {window.end} (built in {built:.1f} s in this process)"
+        + (f", resampled to {len(current):,} rows" if args.rows else "")
+        + f"; reference {len(reference.frame):,} rows of v{reference.version}; "
+        f"{len(num) + len(cat)} columns; monitoring.sample_rows="
+        f"{settings.monitoring.sample_rows:,}",
         flush=True,
     )
     results = {}
     for kind in ("plain", "ours"):
         done = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--folder", str(folder),
-             "--home", str(args.home), "--data", str(args.data)],
+             "--home", str(home), "--data", str(data)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(results[kind]), flush=True)
     ours, plain = results["ours"], results["plain"]
     print(
-        f"\nmonitor drift {ours['seconds']:.1f} s, peak +{ours['peak_mib_above_start']:.0f} MiB; "
-        f"plain Evidently {plain['seconds']:.1f} s, peak +{plain['peak_mib_above_start']:.0f} MiB; "
-        f"time ratio {ours['seconds'] / plain['seconds']:.2f}x, memory ratio "
-        f"{ours['peak_mib_above_start'] / max(plain['peak_mib_above_start'], 1):.2f}x"
+        f"\nmonitor drift's comparison {ours['seconds']:.1f} s, peak +"
+        f"{ours['peak_mib_above_start']:.0f} MiB; plain Evidently {plain['seconds']:.1f} s, peak +"
+        f"{plain['peak_mib_above_start']:.0f} MiB; time ratio "
+        f"{ours['seconds'] / plain['seconds']:.2f}x, memory ratio "
+        f"{ours['peak_mib_above_start'] / max(plain['peak_mib_above_start'], 1):.2f}x",
+        flush=True,
     )
+    if not args.skip_cli:
+        day = window.end or str(pd.Timestamp(as_of).date())
+        cli = _run_cli(home, data, day)
+        print(json.dumps(cli))
+        print(
+            f"npsrisk monitor drift --data (end to end, window built from the export): "
+            f"{cli['seconds']:.1f} s, peak {cli['peak_mib']:.0f} MiB, exit {cli['exit_code']}; "
+            f"{cli['verdict_line']}"
+        )
     return 0
 
 
