@@ -1,16 +1,16 @@
-"""The DuckDB engine reading the export itself: event tables streamed from their files into a
-DuckDB database on disk, checked on the way, and the shared Ibis definitions run there.
+"""The DuckDB engine reading the export itself: event tables streamed from their files, checked
+on the way, into Parquet files DuckDB reads, and the shared Ibis definitions run there.
 
 A large export never sits in pandas. The per-customer tables (customers, churn: one row per
 customer) are read and validated in memory as ``features.validation.validate_tables`` does.
 The event tables (usage, tickets, chats, nps_responses) are scanned a batch at a time,
 filtered at the scan to the customers asked for; each batch goes through
 ``features.validation.row_problems`` (the single-row rules both other paths run) and is
-appended to a DuckDB table with its reasons. The rules that need other rows (unknown
-customer, duplicate key) are SQL over the whole table, with the semantics
+written with its reasons to a Parquet file in the run's temporary folder. The rules that
+need other rows (unknown customer, duplicate key) are SQL over the whole table, with the semantics
 ``features.validation._validate_table`` states, so the counts are the in-memory path's.
 The features are ``features.build.assemble_features`` on those tables: one set of
-definitions, compiled by Ibis for DuckDB, which spills to the database's folder rather than
+definitions, compiled by Ibis for DuckDB, which spills to that folder rather than
 grow past its memory limit.
 """
 
@@ -71,7 +71,7 @@ from features.validation import (
 )
 
 BATCH_ROWS = 200_000  # rows checked in pandas at a time: bounds the memory of the check
-# DuckDB's own budget: beyond it, joins, aggregations and sorts spill to the database folder.
+# DuckDB's own budget: beyond it, joins, aggregations and sorts spill to the run's folder.
 MEMORY_LIMIT = "1500MB"
 RAW = "_raw_"  # prefix of a bad row's values as read (text), for the quarantine
 _ARROW_TYPES = {
@@ -141,10 +141,9 @@ class DuckTables:
 
 
 def connect_duckdb(workdir: Path, threads: int | None = None) -> ibis.BaseBackend:
-    """An Ibis DuckDB connection on a database file in ``workdir``, with a memory limit and
-    that folder to spill to."""
-    # In memory: writing the checked rows to a database file costs more than checking them,
-    # and DuckDB evicts an in-memory table's blocks to the temp directory past the limit.
+    """An Ibis DuckDB connection (in memory) with a memory limit and ``workdir`` to spill to."""
+    # No database file: the checked rows are Parquet files it reads (see _check_table), and
+    # what it builds past the limit is evicted to the temp directory.
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET memory_limit = '{MEMORY_LIMIT}'")
     con.raw_sql("SET enable_progress_bar = false")
@@ -337,7 +336,8 @@ def validate_duckdb(
     threads: int | None = None,
 ) -> DuckTables:
     """Read and check the export at ``source`` (a folder or a DuckDB file) into a DuckDB
-    database in ``workdir`` (a temporary folder by default, removed by ``close``).
+    connection whose files live in ``workdir`` (a temporary folder by default, removed by
+    ``close``).
 
     ``customer_ids`` keeps only those customers' rows, filtered at the scan; ``tables``
     limits the event tables read. ``data`` (npsrisk.settings.DataSettings) sets the plausible
