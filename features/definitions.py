@@ -75,19 +75,27 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    j = _events(
-        spine, usage, "timestamp", lookback, metric=usage.metric, value=_number(usage.value)
-    )
-    aggs: dict[str, ir.Scalar] = {}
+    # Each metric's value (and its time where positive) as its own column, decided once per
+    # event before the join: the join repeats every event for each as-of date it falls
+    # before, and a string test per joined row and per aggregate dominated the build.
+    value = _number(usage.value)
+    ts = _seconds(usage.timestamp)
+    per_metric: dict[str, ir.Value] = {}
     for slug, labels in ctx.metrics.items():
-        is_metric = j.metric.isin(list(labels))
+        is_metric = usage.metric.isin(list(labels))
+        per_metric[f"_v_{slug}"] = is_metric.ifelse(value, ibis.null("float64"))
+        per_metric[f"_a_{slug}"] = (is_metric & (value > 0)).ifelse(ts, ibis.null("int64"))
+    j = _events(spine, usage, "timestamp", lookback, **per_metric)
+    recent = _within(j, s.trend_recent_days)
+    prior = ~recent & _within(j, s.trend_recent_days + s.trend_prior_days)
+    aggs: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        v = j[f"_v_{slug}"]
         for w in s.windows_days:
-            aggs[f"usage_{slug}_{w}d"] = j.value.sum(where=is_metric & _within(j, w)) / w
-        recent = _within(j, s.trend_recent_days)
-        prior = ~recent & _within(j, s.trend_recent_days + s.trend_prior_days)
-        aggs[f"_recent_{slug}"] = j.value.sum(where=is_metric & recent) / s.trend_recent_days
-        aggs[f"_prior_{slug}"] = j.value.sum(where=is_metric & prior) / s.trend_prior_days
-        aggs[f"_last_{slug}"] = j._ts.max(where=is_metric & (j.value > 0))
+            aggs[f"usage_{slug}_{w}d"] = v.sum(where=_within(j, w)) / w
+        aggs[f"_recent_{slug}"] = v.sum(where=recent) / s.trend_recent_days
+        aggs[f"_prior_{slug}"] = v.sum(where=prior) / s.trend_prior_days
+        aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
     derived: dict[str, ir.Value] = {}

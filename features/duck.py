@@ -1,16 +1,16 @@
-"""The DuckDB engine reading the export itself: event tables streamed from their files into a
-DuckDB database on disk, checked on the way, and the shared Ibis definitions run there.
+"""The DuckDB engine reading the export itself: event tables streamed from their files, checked
+on the way, into Parquet files DuckDB reads, and the shared Ibis definitions run there.
 
 A large export never sits in pandas. The per-customer tables (customers, churn: one row per
 customer) are read and validated in memory as ``features.validation.validate_tables`` does.
 The event tables (usage, tickets, chats, nps_responses) are scanned a batch at a time,
 filtered at the scan to the customers asked for; each batch goes through
 ``features.validation.row_problems`` (the single-row rules both other paths run) and is
-appended to a DuckDB table with its reasons. The rules that need other rows (unknown
-customer, duplicate key) are SQL over the whole table, with the semantics
+written with its reasons to a Parquet file in the run's temporary folder. The rules that
+need other rows (unknown customer, duplicate key) are SQL over the whole table, with the semantics
 ``features.validation._validate_table`` states, so the counts are the in-memory path's.
 The features are ``features.build.assemble_features`` on those tables: one set of
-definitions, compiled by Ibis for DuckDB, which spills to the database's folder rather than
+definitions, compiled by Ibis for DuckDB, which spills to that folder rather than
 grow past its memory limit.
 """
 
@@ -28,6 +28,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.attributes import static_attributes
 from features.build import (
@@ -70,7 +71,7 @@ from features.validation import (
 )
 
 BATCH_ROWS = 200_000  # rows checked in pandas at a time: bounds the memory of the check
-# DuckDB's own budget: beyond it, joins, aggregations and sorts spill to the database folder.
+# DuckDB's own budget: beyond it, joins, aggregations and sorts spill to the run's folder.
 MEMORY_LIMIT = "1500MB"
 RAW = "_raw_"  # prefix of a bad row's values as read (text), for the quarantine
 _ARROW_TYPES = {
@@ -140,10 +141,9 @@ class DuckTables:
 
 
 def connect_duckdb(workdir: Path, threads: int | None = None) -> ibis.BaseBackend:
-    """An Ibis DuckDB connection on a database file in ``workdir``, with a memory limit and
-    that folder to spill to."""
-    # In memory: writing the checked rows to a database file costs more than checking them,
-    # and DuckDB evicts an in-memory table's blocks to the temp directory past the limit.
+    """An Ibis DuckDB connection (in memory) with a memory limit and ``workdir`` to spill to."""
+    # No database file: the checked rows are Parquet files it reads (see _check_table), and
+    # what it builds past the limit is evicted to the temp directory.
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET memory_limit = '{MEMORY_LIMIT}'")
     con.raw_sql("SET enable_progress_bar = false")
@@ -248,6 +248,7 @@ def _check_table(
     spec: TableSpec,
     customer_ids: Collection[str] | None,
     dates: DateRange,
+    folder: Path,
 ) -> str | None:
     """Stream a table into ``read_<name>`` with its single-row reasons; None when the
     table lacks a required column (the caller sets it aside whole, as the in-memory path)."""
@@ -258,27 +259,27 @@ def _check_table(
         return None
     keep = [c for c in spec.column_names if c in columns]
     target = f"read_{spec.name}"
-    raw = con.con
-    raw.execute(f'DROP TABLE IF EXISTS "{target}"')
-    created, seen = False, 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        arrow = _checked_batch(spec, batch, seen, dates, keep)
-        seen += batch.num_rows
-        raw.register("_batch", arrow)
-        if created:
-            raw.execute(f'INSERT INTO "{target}" BY NAME SELECT * FROM _batch')
-        else:
-            raw.execute(f'CREATE TABLE "{target}" AS SELECT * FROM _batch')
-            created = True
-        raw.unregister("_batch")
-    if not created:  # no rows: an empty table of the right shape
-        nothing = pa.record_batch({c: pa.array([], pa.string()) for c in names})
-        empty = _checked_batch(spec, nothing, 0, dates, keep)
-        raw.register("_batch", empty)
-        raw.execute(f'CREATE TABLE "{target}" AS SELECT * FROM _batch')
-        raw.unregister("_batch")
+    # The checked rows go to a Parquet file DuckDB then reads: appending to a DuckDB table
+    # cost more than the checks themselves (measured), and a file keeps memory flat.
+    path = folder / f"{target}.parquet"
+    writer, seen = None, 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0 and writer is not None:
+                continue
+            arrow = _checked_batch(spec, batch, seen, dates, keep)
+            seen += batch.num_rows
+            writer = writer or pq.ParquetWriter(path, arrow.schema, compression="none")
+            writer.write_table(arrow)
+        if writer is None:  # no rows at all: an empty file of the right shape
+            nothing = pa.record_batch({c: pa.array([], pa.string()) for c in names})
+            arrow = _checked_batch(spec, nothing, 0, dates, keep)
+            writer = pq.ParquetWriter(path, arrow.schema, compression="none")
+            writer.write_table(arrow)
+    finally:
+        if writer is not None:
+            writer.close()
+    con.con.execute(f"CREATE OR REPLACE VIEW \"{target}\" AS SELECT * FROM read_parquet('{path}')")
     return target
 
 
@@ -335,7 +336,8 @@ def validate_duckdb(
     threads: int | None = None,
 ) -> DuckTables:
     """Read and check the export at ``source`` (a folder or a DuckDB file) into a DuckDB
-    database in ``workdir`` (a temporary folder by default, removed by ``close``).
+    connection whose files live in ``workdir`` (a temporary folder by default, removed by
+    ``close``).
 
     ``customer_ids`` keeps only those customers' rows, filtered at the scan; ``tables``
     limits the event tables read. ``data`` (npsrisk.settings.DataSettings) sets the plausible
@@ -363,7 +365,7 @@ def validate_duckdb(
             if name not in events or (tables is not None and name not in tables):
                 continue
             spec = TABLES[name]
-            target = _check_table(con, source, spec, customer_ids, dates)
+            target = _check_table(con, source, spec, customer_ids, dates, workdir)
             if target is None:  # a broken table: set aside whole, exactly as in memory
                 frame = _read_raw(source, name, customer_ids)
                 _, q, reports[name] = _validate_table(spec, frame, events[name], None, None, dates)
