@@ -366,9 +366,11 @@ class NpsRiskService:
                     return "already up to date"
                 champion = current.champion if same_model else load_champion(self.settings, version)
                 store = current.store if same_store else load_store(self.settings)
-                self.state = ServingState.build(
-                    champion, store, cache=self.settings.serving_cache_path
-                )
+                state = ServingState.build(champion, store, cache=self.settings.serving_cache_path)
+                # The previous materialization too, before the swap: the first /predict that
+                # explains a score's change must not pay for reading and encoding it.
+                state.previous()
+                self.state = state
                 self.problem = None
                 _freeze_heap()
             except NotReadyError as exc:

@@ -206,12 +206,14 @@ def test_scores_say_why_they_moved_in_the_list_and_the_alerts(loop):
     assert any(a["change"] and " since " in a["change"]["summary"] for a in routed)
 
 
-def test_forecast_from_the_surveys_table_and_segment_playbooks(loop, tmp_path):
+def test_forecast_from_the_surveys_table_and_segment_playbooks(loop, demo_path, tmp_path):
     run, root, _, schedule = loop
     day = str(schedule["survey_date"].iloc[0])
     invited = schedule[schedule["survey_date"].astype(str) == day]
-    folder = tmp_path / "invitations"
-    folder.mkdir()
+    import shutil
+
+    folder = tmp_path / "export"  # the demo export with its invitations added
+    shutil.copytree(demo_path, folder)
     surveys = pd.DataFrame({"customer_id": invited["customer_id"], "sent_at": f"{day}T09:00:00Z"})
     surveys = pd.concat(
         [surveys, pd.DataFrame({"customer_id": ["C-x"], "sent_at": ["not a date"]})]
@@ -239,7 +241,9 @@ def test_forecast_from_the_surveys_table_and_segment_playbooks(loop, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stdout.split())
-    assert f"surveys: 1 of {len(surveys):,} rows set aside" in said  # the bad invitation
+    # set aside by the contract's rules: the unparsable invitation and the unknown customer
+    unknown = int((invited["customer_id"] == "NOBODY").sum())
+    assert f"surveys: {1 + unknown} of {len(surveys):,} rows set aside" in said, said
     body = json.loads(
         max((root / "home" / "reports" / "forecast").glob("*/forecast.json")).read_text()
     )
