@@ -18,6 +18,7 @@ from features.definitions import (
     chat_features,
     metric_slug,
     nps_features,
+    size_rates,
     static_features,
     text_features,
     text_windows,
@@ -32,6 +33,24 @@ EVENT_TABLES = ("usage", "tickets", "chats", "nps_responses")
 TEXT_SIGNALS = "text_signals"  # derived table: one scored customer text per row
 Progress = Callable[[str], None]
 
+PLAN_VERSION = 2
+# Account-size units and the customers columns that may measure them, first match wins.
+SIZE_COLUMNS = {
+    "seat": ("seats", "licenses", "licences", "seat_count", "licensed_seats", "user_licenses"),
+    "mrr": ("mrr", "monthly_recurring_revenue"),
+}
+
+
+def size_columns(numeric: list[str]) -> dict[str, str]:
+    """Which numeric customer attributes measure the account's size, per unit."""
+    present = {c.lower(): c for c in numeric}
+    found: dict[str, str] = {}
+    for unit, names in SIZE_COLUMNS.items():
+        column = next((present[n] for n in names if n in present), None)
+        if column is not None:
+            found[unit] = column
+    return found
+
 
 @dataclass
 class FeaturePlan:
@@ -43,6 +62,38 @@ class FeaturePlan:
     attributes: AttributeSchema
     skipped_metrics: list[str] = field(default_factory=list)
     text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
+    # account-size unit -> the customers column measuring it ({"seat": "seats", "mrr": "mrr"})
+    sizes: dict[str, str] = field(default_factory=dict)
+    # 1: the features before own-history and size rates (models trained then keep their set)
+    version: int = PLAN_VERSION
+
+    @property
+    def history(self) -> bool:
+        """Usage against the customer's own weekly history (plan version 2 on)."""
+        return self.version >= 2 and "usage" in self.tables
+
+    def size_rates(self) -> dict[str, tuple[str, str]]:
+        """Each rate per unit of account size: its name -> (numerator feature, unit)."""
+        if self.version < 2 or not self.sizes:
+            return {}
+        long = max(self.settings.windows_days)
+        numerators: list[str] = []
+        if "usage" in self.tables:
+            numerators += [f"usage_{slug}_{long}d" for slug in self.metrics]
+        rates: dict[str, tuple[str, str]] = {}
+        for unit in self.sizes:
+            for numerator in numerators:
+                rates[f"{numerator}_per_{unit}"] = (numerator, unit)
+        # Support load per seat: a 500-seat account filing 10 tickets is quieter than a 5-seat one.
+        if "seat" in self.sizes:
+            if "tickets" in self.tables:
+                rates[f"tickets_{long}d_per_seat"] = (f"tickets_{long}d", "seat")
+            if "chats" in self.tables:
+                rates[f"chat_conversations_{long}d_per_seat"] = (
+                    f"chat_conversations_{long}d",
+                    "seat",
+                )
+        return rates
 
     # --- names --------------------------------------------------------------------------
     def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
@@ -65,6 +116,11 @@ class FeaturePlan:
                     (f"usage_{slug}_trend", False),
                     (f"usage_{slug}_drop", True),
                     (f"usage_{slug}_days_since_active", False),
+                    *(
+                        [(f"usage_{slug}_vs_history", False), (f"usage_{slug}_history_z", False)]
+                        if self.history
+                        else []
+                    ),
                 )
             ]
         if "tickets" in self.tables:
@@ -106,6 +162,9 @@ class FeaturePlan:
                 ("nps_trend", False),
                 ("nps_responses", True),
             ]
+        rates = self.size_rates()
+        if rates:
+            groups["account_size"] = [(name, False) for name in rates]
         return groups
 
     @property
@@ -128,6 +187,8 @@ class FeaturePlan:
             "attributes": self.attributes.to_dict(),
             "skipped_metrics": self.skipped_metrics,
             "text_themes": self.text_themes,
+            "sizes": self.sizes,
+            "version": self.version,
         }
 
     @classmethod
@@ -139,6 +200,8 @@ class FeaturePlan:
             attributes=AttributeSchema(**data["attributes"]),
             skipped_metrics=list(data.get("skipped_metrics", [])),
             text_themes=dict(data.get("text_themes", {})),
+            sizes=dict(data.get("sizes", {})),
+            version=int(data.get("version", 1)),
         )
 
 
@@ -174,7 +237,14 @@ def plan_features(
     )
     for column, reason in attributes.excluded.items():
         notes.append(f"customers.{column} is not a feature ({reason})")
-    plan = FeaturePlan(features, present, dict(sorted(metrics.items())), attributes, skipped)
+    plan = FeaturePlan(
+        features,
+        present,
+        dict(sorted(metrics.items())),
+        attributes,
+        skipped,
+        sizes=size_columns(attributes.numeric),
+    )
     if text_themes:
         if len(tables.derived.get(TEXT_SIGNALS, ())):
             plan.text_themes = dict(text_themes)
@@ -292,7 +362,11 @@ def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePla
 def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     """The whole feature frame as one Ibis expression (nothing runs yet), on any engine."""
     ctx = FeatureContext(
-        plan.settings, {k: tuple(v) for k, v in plan.metrics.items()}, tuple(plan.text_themes)
+        plan.settings,
+        {k: tuple(v) for k, v in plan.metrics.items()},
+        tuple(plan.text_themes),
+        sizes=dict(plan.sizes),
+        history=plan.history,
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
     parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]
@@ -321,9 +395,14 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     if fills:
         out = out.fill_null(fills)
     # Columns whose source table is missing at scoring time still exist, as unknown.
-    missing = {c: ibis.null("float64") for c in plan.feature_names if c not in present}
+    rates = plan.size_rates()
+    missing = {
+        c: ibis.null("float64") for c in plan.feature_names if c not in present and c not in rates
+    }
     if missing:
         out = out.mutate(**missing)
+    if rates:  # from the filled counts: no ticket in 90 days is 0 per seat, not unknown
+        out = out.mutate(**size_rates(out, ctx, rates))
     return out.select(*KEYS, *plan.feature_names)
 
 
