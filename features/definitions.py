@@ -145,17 +145,19 @@ def _history_features(agg: ir.Table, slug: str, settings: FeatureSettings) -> di
     oldest = agg[f"_hk_{slug}"]
     n = (ibis.least(oldest.fill_null(-1), total - 1) - recent + 1).cast("float64")
     enough = n >= MIN_HISTORY_WEEKS
-    mean = agg[f"_he_{slug}"].fill_null(0) / n
-    var = agg[f"_hq_{slug}"].fill_null(0) / n - mean * mean
+    # Never a division by zero, not even in a branch not taken (Spark's ANSI mode raises).
+    weeks = ibis.greatest(n, 1.0)
+    mean = agg[f"_he_{slug}"].fill_null(0) / weeks
+    var = agg[f"_hq_{slug}"].fill_null(0) / weeks - mean * mean
     level = agg[f"_hr_{slug}"].fill_null(0) / recent
     # Float sums leave a constant history a variance of ~1e-16, not 0: no z-score from that.
     varies = var > 1e-12 * (mean * mean + 1)
     return {
         f"usage_{slug}_vs_history": (enough & (mean > 0)).ifelse(
-            level / mean, ibis.null("float64")
+            level / mean.nullif(0.0), ibis.null("float64")
         ),
         f"usage_{slug}_history_z": (enough & varies).ifelse(
-            (level - mean) / var.sqrt(), ibis.null("float64")
+            (level - mean) / varies.ifelse(var, 1.0).sqrt(), ibis.null("float64")
         ),
     }
 
@@ -167,7 +169,7 @@ def size_rates(table: ir.Table, ctx: FeatureContext, names: dict[str, tuple[str,
     out: dict[str, ir.Value] = {}
     for name, (numerator, unit) in names.items():
         size = table[(ctx.sizes or {})[unit]].cast("float64")
-        out[name] = (size > 0).ifelse(table[numerator] / size, ibis.null("float64"))
+        out[name] = (size > 0).ifelse(table[numerator] / size.nullif(0.0), ibis.null("float64"))
     return out
 
 
