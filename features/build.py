@@ -18,6 +18,7 @@ from features.definitions import (
     chat_features,
     metric_slug,
     nps_features,
+    size_rates,
     static_features,
     text_features,
     ticket_features,
@@ -31,6 +32,23 @@ from npsrisk.settings import DataSettings, FeatureSettings
 EVENT_TABLES = ("usage", "tickets", "chats", "nps_responses")
 TEXT_SIGNALS = "text_signals"  # derived table: one scored customer text per row
 Progress = Callable[[str], None]
+
+# Account-size units and the customers columns that may measure them, first match wins.
+SIZE_COLUMNS = {
+    "seat": ("seats", "licenses", "licences", "seat_count", "licensed_seats", "user_licenses"),
+    "mrr": ("mrr", "monthly_recurring_revenue"),
+}
+
+
+def size_columns(numeric: list[str]) -> dict[str, str]:
+    """Which numeric customer attributes measure the account's size, per unit."""
+    present = {c.lower(): c for c in numeric}
+    found: dict[str, str] = {}
+    for unit, names in SIZE_COLUMNS.items():
+        column = next((present[n] for n in names if n in present), None)
+        if column is not None:
+            found[unit] = column
+    return found
 
 
 MAX_METRICS = 40
@@ -65,7 +83,14 @@ def plan_features(
     )
     for column, reason in attributes.excluded.items():
         notes.append(f"customers.{column} is not a feature ({reason})")
-    plan = FeaturePlan(features, present, dict(sorted(metrics.items())), attributes, skipped)
+    plan = FeaturePlan(
+        features,
+        present,
+        dict(sorted(metrics.items())),
+        attributes,
+        skipped,
+        sizes=size_columns(attributes.numeric),
+    )
     if text_themes:
         if len(tables.derived.get(TEXT_SIGNALS, ())):
             plan.text_themes = dict(text_themes)
@@ -183,7 +208,11 @@ def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePla
 def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     """The whole feature frame as one Ibis expression (nothing runs yet), on any engine."""
     ctx = FeatureContext(
-        plan.settings, {k: tuple(v) for k, v in plan.metrics.items()}, tuple(plan.text_themes)
+        plan.settings,
+        {k: tuple(v) for k, v in plan.metrics.items()},
+        tuple(plan.text_themes),
+        sizes=dict(plan.sizes),
+        history=plan.history,
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
     parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]
@@ -212,9 +241,14 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     if fills:
         out = out.fill_null(fills)
     # Columns whose source table is missing at scoring time still exist, as unknown.
-    missing = {c: ibis.null("float64") for c in plan.feature_names if c not in present}
+    rates = plan.size_rates()
+    missing = {
+        c: ibis.null("float64") for c in plan.feature_names if c not in present and c not in rates
+    }
     if missing:
         out = out.mutate(**missing)
+    if rates:  # from the filled counts: no ticket in 90 days is 0 per seat, not unknown
+        out = out.mutate(**size_rates(out, ctx, rates))
     return out.select(*KEYS, *plan.feature_names)
 
 

@@ -56,6 +56,12 @@ def say_amount(value: float) -> str:
     return _n(value)
 
 
+def _rate(value: float) -> str:
+    """A small rate with two significant digits (0.0042, not 0.0)."""
+    value = float(value)
+    return f"{value:.2g}" if 0 < abs(value) < 0.1 else _n(value)
+
+
 def _plural(count: float, word: str) -> str:
     return f"{_n(count)} {word}" + ("" if count == 1 else "s")
 
@@ -102,6 +108,36 @@ def _tenure(m, v, ctx) -> str:
 
 def _usage_level(m, v, ctx) -> str:
     return f"{label(m['metric'])} averaged {_n(v)} a day over the last {m['days']} days"
+
+
+def _usage_rate(m, v, ctx) -> str:
+    unit = "seat" if m["unit"] == "seat" else f"unit of {label(m['unit'])}"
+    return f"{label(m['metric'])} per {unit} averaged {_n(v)} a day over the last {m['days']} days"
+
+
+def _usage_vs_history(m, v, ctx) -> str:
+    weeks = ctx["history_recent_weeks"]
+    return (
+        f"{label(m['metric'])} in the last {_plural(weeks, 'week')} at {float(v) * 100:.0f}% "
+        "of the customer's usual level"
+    )
+
+
+def _usage_history_z(m, v, ctx) -> str:
+    v = float(v)
+    weeks = ctx["history_recent_weeks"]
+    side = "below" if v < 0 else "above"
+    return (
+        f"{label(m['metric'])} in the last {_plural(weeks, 'week')} {abs(v):.1f} standard "
+        f"deviations {side} the customer's usual weeks"
+    )
+
+
+def _per_seat(word: str, rest: str) -> Describe:
+    def describe(m, v, ctx) -> str:
+        return f"{_rate(v)} {word} per seat{rest.format_map({**ctx, **m.groupdict()})}"
+
+    return describe
 
 
 def _usage_trend(m, v, ctx) -> str:
@@ -248,6 +284,43 @@ DEFINITIONS: tuple[_Definition, ...] = (
     ),
     # --- usage, per metric -------------------------------------------------------------
     _feature(
+        r"usage_(?P<metric>.+)_(?P<days>\d+)d_per_(?P<unit>seat)",
+        _usage_rate,
+        "{metric} per day per seat over the last {days} days (license utilisation).",
+        "{metric} per seat unknown (number of seats unknown or zero)",
+        unit="per seat per day",
+        minimum=0.0,
+        risk=-1,
+    ),
+    _feature(
+        r"usage_(?P<metric>.+)_(?P<days>\d+)d_per_(?P<unit>[a-z]+)",
+        _usage_rate,
+        "{metric} per day per unit of {unit} over the last {days} days (use for the money).",
+        "{metric} per unit of {unit} unknown ({unit} unknown or zero)",
+        unit="per day per unit of account size",
+        minimum=0.0,
+    ),
+    _feature(
+        r"usage_(?P<metric>.+)_vs_history",
+        _usage_vs_history,
+        "{metric} in the last {history_recent_weeks} whole weeks divided by the customer's own "
+        "weekly level before that (up to {history_weeks} weeks back; 1: as usual).",
+        "fewer than {min_history_weeks} earlier weeks of {metric}, or none used: no usual "
+        "level to compare with",
+        unit="ratio to the customer's usual level",
+        minimum=0.0,
+        risk=-1,
+    ),
+    _feature(
+        r"usage_(?P<metric>.+)_history_z",
+        _usage_history_z,
+        "How far {metric} in the last {history_recent_weeks} whole weeks lies from the "
+        "customer's own earlier weeks, in units of their week-to-week variability (z-score).",
+        "fewer than {min_history_weeks} earlier weeks of {metric}, or no variation in them",
+        unit="standard deviations",
+        risk=-1,
+    ),
+    _feature(
         r"usage_(?P<metric>.+)_(?P<days>\d+)d",
         _usage_level,
         "{metric} per day, averaged over the last {days} days.",
@@ -354,6 +427,14 @@ DEFINITIONS: tuple[_Definition, ...] = (
         **DAYS,
     ),
     _feature(
+        r"tickets_(?P<days>\d+)d_per_seat",
+        _per_seat("tickets", " in the last {days} days"),
+        "Support tickets opened in the last {days} days per seat.",
+        "tickets per seat unknown (number of seats unknown or zero)",
+        unit="tickets per seat",
+        minimum=0.0,
+    ),
+    _feature(
         r"tickets_(?P<days>\d+)d",
         _count("ticket", " in the last {days} days"),
         "Support tickets opened in the last {days} days.",
@@ -362,6 +443,14 @@ DEFINITIONS: tuple[_Definition, ...] = (
         **COUNT,
     ),
     # --- chats -------------------------------------------------------------------------
+    _feature(
+        r"chat_conversations_(?P<days>\d+)d_per_seat",
+        _per_seat("support chats", " in the last {days} days"),
+        "Support chat conversations in the last {days} days per seat.",
+        "support chats per seat unknown (number of seats unknown or zero)",
+        unit="conversations per seat",
+        minimum=0.0,
+    ),
     _feature(
         r"chat_conversations_(?P<days>\d+)d",
         _count("support chat", " in the last {days} days"),
@@ -755,6 +844,18 @@ def _describe(name: str, value: Any, kind: Kind | None, context: Mapping[str, An
         return f"{label(name)}: {value}"
 
 
+MIN_HISTORY_WEEKS = 4  # earlier whole weeks a customer needs before its own history counts
+
+
+def history_weeks(settings: Any) -> tuple[int, int]:
+    """Recent and total whole weeks of the own-history features: the trend's recent period
+    and the usage look-back, each cut to whole weeks so a weekly export puts exactly one
+    value in every week whatever the weekday of the as-of date."""
+    recent = max(1, settings.trend_recent_days // 7)
+    total = max(recent + MIN_HISTORY_WEEKS, settings.usage_lookback_days // 7)
+    return recent, total
+
+
 def _context_of(settings: Any = None, theme_labels: Mapping[str, str] | None = None) -> dict:
     """The numbers descriptions mention (look-backs, periods), from feature settings."""
     if settings is None:
@@ -770,6 +871,9 @@ def _context_of(settings: Any = None, theme_labels: Mapping[str, str] | None = N
         "trend_recent_days": settings.trend_recent_days,
         "trend_prior_days": settings.trend_prior_days,
         "drop_share": f"{settings.drop_threshold:.0%}",
+        "history_recent_weeks": history_weeks(settings)[0],
+        "history_weeks": history_weeks(settings)[1],
+        "min_history_weeks": MIN_HISTORY_WEEKS,
         "theme_labels": dict(theme_labels or {}),
     }
 

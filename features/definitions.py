@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
+from features.catalog import MIN_HISTORY_WEEKS, history_weeks
 from features.plan import text_windows
 from npsrisk.settings import FeatureSettings
 
@@ -30,6 +31,13 @@ class FeatureContext:
     settings: FeatureSettings
     metrics: dict[str, tuple[str, ...]]  # feature-safe metric name -> raw metric labels
     themes: tuple[str, ...] = ()  # theme ids of the text signals
+    # account-size unit -> the customers column that measures it ({"seat": "seats"}); empty:
+    # no per-seat or per-MRR rates (and none for plans made before they existed)
+    sizes: dict[str, str] | None = None
+    history: bool = False  # usage against the customer's own weekly history (plan version 2+)
+
+
+WEEK = 7 * DAY
 
 
 def metric_slug(raw: str) -> str:
@@ -97,6 +105,8 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
         aggs[f"_prior_{slug}"] = v.sum(where=prior) / s.trend_prior_days
         aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+    if ctx.history:
+        agg = _with_weekly_history(agg, j, ctx)
 
     derived: dict[str, ir.Value] = {}
     for slug in ctx.metrics:
@@ -108,8 +118,72 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
             1.0, 0.0
         )
         derived[f"usage_{slug}_days_since_active"] = (agg._cutoff - agg[f"_last_{slug}"]) / DAY
+        if ctx.history:
+            derived.update(_history_features(agg, slug, ctx.settings))
     out = agg.mutate(**derived)
     return out.select(*KEYS, *[c for c in out.columns if c.startswith("usage_")])
+
+
+def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.Table:
+    """``agg`` with, per metric, the sums over whole weeks back from the as-of date that
+    the own-history features need: recent weeks, earlier weeks and their squares, and the
+    oldest week with any row (the customer's history starts there, not before signup)."""
+    recent, total = history_weeks(ctx.settings)
+    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
+    w = j.filter(week < total).mutate(_week=week)
+    per_week: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        per_week[f"_wv_{slug}"] = w[f"_v_{slug}"].sum()
+        per_week[f"_wn_{slug}"] = w[f"_v_{slug}"].count()  # rows of this metric that week
+    weekly = w.group_by([*KEYS, "_week"]).aggregate(**per_week)
+    earlier = weekly._week >= recent
+    sums: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        has = weekly[f"_wn_{slug}"] > 0
+        wv = weekly[f"_wv_{slug}"].fill_null(0)
+        sums[f"_hr_{slug}"] = wv.sum(where=has & ~earlier)
+        sums[f"_he_{slug}"] = wv.sum(where=has & earlier)
+        sums[f"_hq_{slug}"] = (wv * wv).sum(where=has & earlier)
+        sums[f"_hk_{slug}"] = weekly._week.max(where=has)
+    hist = weekly.group_by(list(KEYS)).aggregate(**sums)
+    joined = agg.left_join(hist, list(KEYS))
+    return joined.select(*agg.columns, *[c for c in hist.columns if c not in KEYS])
+
+
+def _history_features(agg: ir.Table, slug: str, settings: FeatureSettings) -> dict:
+    """The last weeks of a metric against the customer's own earlier weeks: their ratio
+    (1: as usual) and the deviation in units of its own week-to-week variability (a z-score).
+    Weeks without rows count as zero once the customer's history has started."""
+    recent, total = history_weeks(settings)
+    oldest = agg[f"_hk_{slug}"]
+    n = (ibis.least(oldest.fill_null(-1), total - 1) - recent + 1).cast("float64")
+    enough = n >= MIN_HISTORY_WEEKS
+    # Never a division by zero, not even in a branch not taken (Spark's ANSI mode raises).
+    weeks = ibis.greatest(n, 1.0)
+    mean = agg[f"_he_{slug}"].fill_null(0) / weeks
+    var = agg[f"_hq_{slug}"].fill_null(0) / weeks - mean * mean
+    level = agg[f"_hr_{slug}"].fill_null(0) / recent
+    # Float sums leave a constant history a variance of ~1e-16, not 0: no z-score from that.
+    varies = var > 1e-12 * (mean * mean + 1)
+    return {
+        f"usage_{slug}_vs_history": (enough & (mean > 0)).ifelse(
+            level / mean.nullif(0.0), ibis.null("float64")
+        ),
+        f"usage_{slug}_history_z": (enough & varies).ifelse(
+            (level - mean) / varies.ifelse(var, 1.0).sqrt(), ibis.null("float64")
+        ),
+    }
+
+
+def size_rates(table: ir.Table, ctx: FeatureContext, names: dict[str, tuple[str, str]]) -> dict:
+    """Rates per unit of account size (per seat, per unit of MRR) over the assembled frame:
+    ``names`` maps each rate's name to its numerator feature and size unit. Unknown or zero
+    size: unknown rate."""
+    out: dict[str, ir.Value] = {}
+    for name, (numerator, unit) in names.items():
+        size = table[(ctx.sizes or {})[unit]].cast("float64")
+        out[name] = (size > 0).ifelse(table[numerator] / size.nullif(0.0), ibis.null("float64"))
+    return out
 
 
 def ticket_features(spine: ir.Table, tickets: ir.Table, ctx: FeatureContext) -> ir.Table:

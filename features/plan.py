@@ -18,6 +18,9 @@ def text_windows(settings: FeatureSettings) -> tuple[int, int]:
     return settings.trend_recent_days, max(settings.windows_days)
 
 
+PLAN_VERSION = 2  # 2: own-history and size-rate features; plans saved before load as 1
+
+
 @dataclass
 class FeaturePlan:
     """Which features exist, decided once from training data and reused verbatim for scoring."""
@@ -28,6 +31,38 @@ class FeaturePlan:
     attributes: AttributeSchema
     skipped_metrics: list[str] = field(default_factory=list)
     text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
+    # account-size unit -> the customers column measuring it ({"seat": "seats", "mrr": "mrr"})
+    sizes: dict[str, str] = field(default_factory=dict)
+    # 1: the features before own-history and size rates (models trained then keep their set)
+    version: int = PLAN_VERSION
+
+    @property
+    def history(self) -> bool:
+        """Usage against the customer's own weekly history (plan version 2 on)."""
+        return self.version >= 2 and "usage" in self.tables
+
+    def size_rates(self) -> dict[str, tuple[str, str]]:
+        """Each rate per unit of account size: its name -> (numerator feature, unit)."""
+        if self.version < 2 or not self.sizes:
+            return {}
+        long = max(self.settings.windows_days)
+        numerators: list[str] = []
+        if "usage" in self.tables:
+            numerators += [f"usage_{slug}_{long}d" for slug in self.metrics]
+        rates: dict[str, tuple[str, str]] = {}
+        for unit in self.sizes:
+            for numerator in numerators:
+                rates[f"{numerator}_per_{unit}"] = (numerator, unit)
+        # Support load per seat: a 500-seat account filing 10 tickets is quieter than a 5-seat one.
+        if "seat" in self.sizes:
+            if "tickets" in self.tables:
+                rates[f"tickets_{long}d_per_seat"] = (f"tickets_{long}d", "seat")
+            if "chats" in self.tables:
+                rates[f"chat_conversations_{long}d_per_seat"] = (
+                    f"chat_conversations_{long}d",
+                    "seat",
+                )
+        return rates
 
     # --- names --------------------------------------------------------------------------
     def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
@@ -50,6 +85,11 @@ class FeaturePlan:
                     (f"usage_{slug}_trend", False),
                     (f"usage_{slug}_drop", True),
                     (f"usage_{slug}_days_since_active", False),
+                    *(
+                        [(f"usage_{slug}_vs_history", False), (f"usage_{slug}_history_z", False)]
+                        if self.history
+                        else []
+                    ),
                 )
             ]
         if "tickets" in self.tables:
@@ -91,6 +131,9 @@ class FeaturePlan:
                 ("nps_trend", False),
                 ("nps_responses", True),
             ]
+        rates = self.size_rates()
+        if rates:
+            groups["account_size"] = [(name, False) for name in rates]
         return groups
 
     @property
@@ -113,6 +156,8 @@ class FeaturePlan:
             "attributes": self.attributes.to_dict(),
             "skipped_metrics": self.skipped_metrics,
             "text_themes": self.text_themes,
+            "sizes": self.sizes,
+            "version": self.version,
         }
 
     @classmethod
@@ -124,4 +169,6 @@ class FeaturePlan:
             attributes=AttributeSchema(**data["attributes"]),
             skipped_metrics=list(data.get("skipped_metrics", [])),
             text_themes=dict(data.get("text_themes", {})),
+            sizes=dict(data.get("sizes", {})),
+            version=int(data.get("version", 1)),
         )

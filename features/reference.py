@@ -9,6 +9,7 @@ import pandas as pd
 
 from features.attributes import static_attributes
 from features.build import FeaturePlan, make_spine
+from features.catalog import MIN_HISTORY_WEEKS, history_weeks
 from features.definitions import DAY, HIGH_PRIORITIES, KEYS
 from features.validation import ValidatedTables
 
@@ -21,6 +22,12 @@ from features.validation import ValidatedTables
 #   time) break ties by taking the row that comes LAST in the input table. The engine
 #   (``FIRST(... ORDER BY key DESC)``) leaves ties unspecified, so a tie whose rows carry
 #   different values may legitimately differ; ``ambiguous_last_values`` finds those cells.
+#
+# * Own history: weeks are counted back from the cutoff, week k holding times in
+#   [cutoff - (k+1) weeks, cutoff - k weeks); a metric's history starts at its oldest week
+#   with any row (within the look-back's whole weeks) and weeks after it without rows are 0.
+# * Size rates divide the finished (zero-filled) count or level by the size column, when
+#   that is > 0.
 #
 # Events are processed one distinct cutoff at a time: filter them to the window
 # [cutoff - look-back, cutoff), inner-merge them on customer_id with that cutoff's spine rows,
@@ -129,6 +136,8 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
         agg = grouped[[f"w{w}" for w in s.windows_days] + ["recent", "prior"]].sum()
         agg["last"] = grouped["last"].max()
         agg["cutoff"] = grouped["_cutoff"].first()
+        if plan.history:
+            agg = agg.join(_weekly_history(j, s))
         parts.append(agg)
     if not parts:
         return pd.DataFrame()
@@ -149,7 +158,46 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
         out[f"usage_{slug}_trend"] = trend
         out[f"usage_{slug}_drop"] = (has_prior & (trend <= -s.drop_threshold)).astype(float)
         out[f"usage_{slug}_days_since_active"] = (m["cutoff"] - m["last"]) / DAY
+        if plan.history:
+            recent_weeks, total = history_weeks(s)
+            n = np.minimum(m["oldest"].fillna(-1), total - 1) - recent_weeks + 1
+            mean = m["earlier"].fillna(0) / n
+            var = m["squares"].fillna(0) / n - mean**2
+            level = m["recent_weeks"].fillna(0) / recent_weeks
+            enough = n >= MIN_HISTORY_WEEKS
+            out[f"usage_{slug}_vs_history"] = (level / mean).where(enough & (mean > 0))
+            varies = var > 1e-12 * (mean**2 + 1)
+            z = (level - mean) / np.sqrt(var.where(varies))
+            out[f"usage_{slug}_history_z"] = z.where(enough & varies)
     return pd.DataFrame(out)
+
+
+def _weekly_history(j: pd.DataFrame, s) -> pd.DataFrame:
+    """Per (_row, _slug): sums of the recent and the earlier whole weeks, the earlier weeks'
+    squares, and the oldest week with a row."""
+    recent_weeks, total = history_weeks(s)
+    week = np.floor((j["_cutoff"].to_numpy() - 1 - j["_ts"].to_numpy()) / (7 * DAY))
+    frame = pd.DataFrame(
+        {"_row": j["_row"].to_numpy(), "_slug": j["_slug"].to_numpy(), "week": week}
+    )
+    frame["value"] = j["value"].to_numpy()
+    frame = frame[frame["week"] < total]
+    weekly = frame.groupby(["_row", "_slug", "week"])["value"].sum(min_count=0).reset_index()
+    earlier = weekly["week"] >= recent_weeks
+    parts = pd.DataFrame(
+        {
+            "_row": weekly["_row"],
+            "_slug": weekly["_slug"],
+            "recent_weeks": np.where(earlier, 0.0, weekly["value"]),
+            "earlier": np.where(earlier, weekly["value"], 0.0),
+            "squares": np.where(earlier, weekly["value"] ** 2, 0.0),
+            "oldest": weekly["week"],
+        }
+    )
+    grouped = parts.groupby(["_row", "_slug"])
+    out = grouped[["recent_weeks", "earlier", "squares"]].sum()
+    out["oldest"] = grouped["oldest"].max()
+    return out
 
 
 def _tickets(
@@ -275,8 +323,9 @@ def _build(
     for column in static.columns:
         columns[column] = static[column].to_numpy()
     zero = set(plan.zero_when_absent())
+    rates = plan.size_rates()
     for table, group in plan.group_columns().items():
-        if table == "static":
+        if table == "static" or table == "account_size":
             continue
         if not tables.has(table):
             # Absent at scoring time: every column of the table is unknown, counts included.
@@ -305,6 +354,10 @@ def _build(
             if name in tied.columns:
                 hit = tied[name].reindex(spine["_row"], fill_value=False).to_numpy(dtype=bool)
                 ambiguous[name] = hit
+    for name, (numerator, unit) in rates.items():
+        size = pd.to_numeric(pd.Series(columns[plan.sizes[unit]]), errors="coerce").to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[name] = np.where(size > 0, np.asarray(columns[numerator]) / size, np.nan)
     for name in names:
         values = columns[name]
         if name in plan.categorical:

@@ -221,6 +221,15 @@ EXPECTED = {
         "usage_logins_trend": -0.6,
         "usage_logins_drop": 1.0,
         "usage_logins_days_since_active": 16.0,
+        # Whole weeks back from the cutoff: 600 in week 8, 120 in week 2, 0 in week 0. The
+        # earlier weeks 4..8 average 120 (sd 240: 600 once, then four zero weeks); the last
+        # four weeks average 30.
+        "usage_logins_vs_history": 0.25,
+        "usage_logins_history_z": (30 - 120) / 240,
+        "usage_logins_90d_per_seat": 0.8,  # 8 a day over 10 seats
+        "usage_api_calls_90d_per_seat": 0.0,
+        "tickets_90d_per_seat": 0.4,
+        "chat_conversations_90d_per_seat": 0.2,
         "usage_api_calls_30d": 0.0,
         "usage_api_calls_trend": np.nan,
         "usage_api_calls_days_since_active": np.nan,
@@ -254,6 +263,9 @@ EXPECTED = {
         "usage_api_calls_trend": np.nan,
         "usage_api_calls_drop": 0.0,
         "usage_api_calls_days_since_active": 21.0,
+        "usage_api_calls_vs_history": np.nan,  # history starts 3 weeks back: too short
+        "usage_api_calls_history_z": np.nan,
+        "tickets_90d_per_seat": 0.0,
         "usage_logins_30d": 0.0,
         "tickets_open": 0.0,
         "tickets_csat_last": np.nan,
@@ -267,6 +279,7 @@ EXPECTED = {
     "C": {
         "tenure_days": 122.0,
         "seats": np.nan,
+        "tickets_90d_per_seat": np.nan,  # seats unknown
         "plan_tier": None,  # a blank category is missing
         "usage_logins_90d": 0.0,
         "usage_logins_drop": 0.0,
@@ -289,6 +302,8 @@ def test_hand_computed_values(tmp_path, implementation):
     pairs = pd.DataFrame({"customer_id": list(EXPECTED), "as_of": AS_OF})
     build = build_features if implementation == "ibis" else build_features_pandas
     frame = build(tables, pairs, plan).set_index("customer_id")
+    assert plan.sizes == {"seat": "seats"}  # no MRR column: no per-MRR rates
+    assert not [c for c in plan.feature_names if c.endswith("_per_mrr")]
     for customer, expected in EXPECTED.items():
         for column, value in expected.items():
             got = frame.loc[customer, column]
@@ -337,3 +352,31 @@ def test_ties_on_last_values_are_flagged(tmp_path):
     ambiguous = ambiguous_last_values(tables, pairs, plan)
     assert ambiguous.loc[0, ["nps_last_score", "nps_trend"]].all()
     assert not ambiguous.loc[1].any() and ambiguous.to_numpy().sum() == 2
+
+
+def test_own_history_does_not_move_with_the_weekday_of_a_weekly_export(tmp_path):
+    """Weekly usage rows: the whole-week history features are the same on every as-of date
+    between two rows (the fixed-day windows are not: 30 days hold 4 or 5 weekly rows)."""
+    rng = np.random.default_rng(3)
+    mondays = pd.date_range("2024-01-01", "2024-06-24", freq="7D")
+    usage = pd.DataFrame(
+        {
+            "customer_id": "A",
+            "timestamp": mondays,
+            "metric": "logins",
+            "value": rng.poisson(50, len(mondays)).astype(float),
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ["A"], "signup_date": ["2023-12-01"], "seats": [4]})
+    tables = _validated({"customers": customers, "usage": usage})
+    settings = _settings(tmp_path, False)
+    plan, _ = plan_features(tables, settings.features, settings.data)
+    week = pd.date_range("2024-06-03", "2024-06-09")  # Monday (a row's day) to Sunday
+    frame = build_features(tables, pd.DataFrame({"customer_id": "A", "as_of": week}), plan)
+    for column in ("usage_logins_vs_history", "usage_logins_history_z"):
+        assert frame[column].notna().all() and frame[column].nunique() == 1, frame[column]
+    assert frame["usage_logins_30d"].nunique() > 1  # why: a fixed-day window does move
+    reference = build_features_pandas(
+        tables, pd.DataFrame({"customer_id": "A", "as_of": week}), plan
+    )
+    pd.testing.assert_frame_equal(frame, reference, check_exact=False, rtol=1e-9)

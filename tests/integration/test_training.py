@@ -184,6 +184,14 @@ def test_hand_written_customers_are_ranked_sensibly(champion):
             healthy[name], unhealthy[name] = 0.1, -0.9
         if name.endswith("_drop"):
             healthy[name], unhealthy[name] = 0.0, 1.0
+        # The same customers against their own history and per seat, so that every usage
+        # feature tells one story (a model may lean on any of them).
+        if name.endswith("_vs_history"):
+            healthy[name], unhealthy[name] = 1.0, 0.2
+        if name.endswith("_history_z"):
+            healthy[name], unhealthy[name] = 0.0, -3.0
+        if name.startswith("usage_") and name.endswith("0d_per_seat"):
+            healthy[name], unhealthy[name] = 50.0 / 80, 0.0
     out = bundle.predict_frame(pd.DataFrame([healthy, unhealthy]))
     assert out["churn_probability"][1] > 2 * out["churn_probability"][0]
     assert out["predicted_nps"][0] - out["predicted_nps"][1] > 2

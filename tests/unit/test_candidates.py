@@ -151,3 +151,22 @@ def test_the_choice_never_sees_the_outer_window():
         results.append((choice.chosen, choice.inner["value"].round(12).tolist()))
         assert set(choice.models) == {"lightgbm", "linear", "blend"}
     assert results[0] == results[1]  # scrambling the outer labels changes nothing chosen
+
+
+def test_a_booster_stopped_after_few_trees_is_refitted_slower_for_resolution():
+    """Early stopping that leaves a handful of trees scores customers in few steps (ties);
+    the candidate is refitted at a lower learning rate until it has MIN_TREES trees or the
+    slowdowns run out. A deliberately tiny model (n_estimators below MIN_TREES) is kept."""
+    from training.selection import MIN_TREES, SLOWER, HeadData, _fit_tree
+
+    X, y = _data(n=1500, seed=5)
+    cal = np.arange(len(X)) % 5 == 0
+    head = HeadData("churn", "binary", X, y, np.ones(len(X), bool), [], cal)
+    fast = {**LightGBMSettings().model_dump(), "learning_rate": 0.5, "early_stopping_rounds": 5}
+    scorer = _fit_tree(head, ~cal, cal, fast, 0)
+    assert scorer.params["learning_rate"] < fast["learning_rate"]
+    assert scorer.params["learning_rate"] in (0.5 * SLOWER, 0.5 * SLOWER**2)
+    slow_enough = scorer.booster.num_trees() >= MIN_TREES
+    assert slow_enough or scorer.params["learning_rate"] == 0.5 * SLOWER**2
+    tiny = _fit_tree(head, ~cal, cal, {**fast, "n_estimators": 3}, 0)
+    assert tiny.params["learning_rate"] == 0.5 and tiny.booster.num_trees() == 3
