@@ -16,6 +16,7 @@ from features.definitions import (
     KEYS,
     FeatureContext,
     chat_features,
+    intent_feature_names,
     metric_slug,
     nps_features,
     static_features,
@@ -43,6 +44,7 @@ class FeaturePlan:
     attributes: AttributeSchema
     skipped_metrics: list[str] = field(default_factory=list)
     text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
+    text_intents: list[str] = field(default_factory=list)  # the intent themes among them
 
     # --- names --------------------------------------------------------------------------
     def group_columns(self) -> dict[str, list[tuple[str, bool]]]:
@@ -96,7 +98,17 @@ class FeaturePlan:
                 ("text_negative_share_trend", False),
                 (f"text_worst_score_{long}d", False),
                 (f"text_mean_score_{long}d", False),
-                *[(f"text_negative_{t}_{short}d", True) for t in self.text_themes],
+                *[
+                    (f"text_negative_{t}_{short}d", True)
+                    for t in self.text_themes
+                    if t not in self.text_intents
+                ],
+                *[
+                    (name, name != "text_intent_days_since")
+                    for name in (
+                        intent_feature_names(s, self.text_intents) if self.text_intents else []
+                    )
+                ],
             ]
         if "nps_responses" in self.tables:
             groups["nps_responses"] = [
@@ -128,6 +140,7 @@ class FeaturePlan:
             "attributes": self.attributes.to_dict(),
             "skipped_metrics": self.skipped_metrics,
             "text_themes": self.text_themes,
+            "text_intents": self.text_intents,
         }
 
     @classmethod
@@ -139,6 +152,7 @@ class FeaturePlan:
             attributes=AttributeSchema(**data["attributes"]),
             skipped_metrics=list(data.get("skipped_metrics", [])),
             text_themes=dict(data.get("text_themes", {})),
+            text_intents=list(data.get("text_intents", [])),
         )
 
 
@@ -150,6 +164,7 @@ def plan_features(
     features: FeatureSettings,
     data: DataSettings,
     text_themes: dict[str, str] | None = None,
+    text_intents: list[str] | None = None,
 ) -> tuple[FeaturePlan, list[str]]:
     """Decide the feature set from the data present; return it with notes for the user."""
     notes: list[str] = []
@@ -178,6 +193,7 @@ def plan_features(
     if text_themes:
         if len(tables.derived.get(TEXT_SIGNALS, ())):
             plan.text_themes = dict(text_themes)
+            plan.text_intents = [t for t in text_intents or [] if t in text_themes]
         else:
             notes.append("no customer chat messages or tickets with text: no text features")
     return plan, notes
@@ -292,7 +308,10 @@ def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePla
 def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     """The whole feature frame as one Ibis expression (nothing runs yet), on any engine."""
     ctx = FeatureContext(
-        plan.settings, {k: tuple(v) for k, v in plan.metrics.items()}, tuple(plan.text_themes)
+        plan.settings,
+        {k: tuple(v) for k, v in plan.metrics.items()},
+        tuple(plan.text_themes),
+        tuple(getattr(plan, "text_intents", ())),
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
     parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]

@@ -29,6 +29,7 @@ class FeatureContext:
     settings: FeatureSettings
     metrics: dict[str, tuple[str, ...]]  # feature-safe metric name -> raw metric labels
     themes: tuple[str, ...] = ()  # theme ids of the text signals
+    intents: tuple[str, ...] = ()  # the intent themes among them (own features, no tone filter)
 
 
 def metric_slug(raw: str) -> str:
@@ -213,13 +214,28 @@ def text_windows(settings: FeatureSettings) -> tuple[int, int]:
     return settings.trend_recent_days, max(settings.windows_days)
 
 
+def text_lookback(settings: FeatureSettings) -> int:
+    """How far back text features look: the long window, or the trend's two periods."""
+    return max(text_windows(settings)[1], settings.trend_recent_days + settings.trend_prior_days)
+
+
+def intent_feature_names(settings: FeatureSettings, intents: tuple[str, ...] | list[str]):
+    """Names of the intent features: mentions of any intent and of each, days since the last."""
+    long = text_windows(settings)[1]
+    return [
+        f"text_intent_mentions_{long}d",
+        "text_intent_days_since",
+        *[f"text_intent_{t}_{long}d" for t in intents],
+    ]
+
+
 def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir.Table:
     """Customer-written texts: volume, share negative and its trend, the worst and the mean
     message score, and negative mentions per theme. ``signals`` has one scored text per row
     (text_analytics)."""
     s = ctx.settings
     short, long = text_windows(s)
-    lookback = max(long, s.trend_recent_days + s.trend_prior_days)
+    lookback = text_lookback(s)
     themes = {f"_t_{t}": signals[f"theme_{t}"] for t in ctx.themes}
     j = _events(
         spine,
@@ -245,9 +261,19 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
         aggs[f"_neg_{w}"] = j._ts.count(where=_within(j, w) & j.negative)
     # Per theme over the short window only: twice as many sparse counts added noise, not lift.
     for t in ctx.themes:
-        aggs[f"text_negative_{t}_{short}d"] = j._ts.count(
-            where=_within(j, short) & j.negative & j[f"_t_{t}"]
-        )
+        if t not in ctx.intents:
+            aggs[f"text_negative_{t}_{short}d"] = j._ts.count(
+                where=_within(j, short) & j.negative & j[f"_t_{t}"]
+            )
+    if ctx.intents:
+        # A stated intent counts whatever its tone ("we are reviewing renewals" is calm), over
+        # the long window: intent is rare, and it precedes leaving by weeks to months.
+        stated = ibis.literal(False)
+        for t in ctx.intents:
+            stated = stated | j[f"_t_{t}"]
+            aggs[f"text_intent_{t}_{long}d"] = j._ts.count(where=_within(j, long) & j[f"_t_{t}"])
+        aggs[f"text_intent_mentions_{long}d"] = j._ts.count(where=_within(j, long) & stated)
+        aggs["_intent_last"] = j._ts.max(where=stated)
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
     def share(negative: ir.Value, total: ir.Value) -> ir.Value:
@@ -260,5 +286,7 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
     derived["text_negative_share_trend"] = share(agg._neg_recent, agg._n_recent) - share(
         agg._neg_prior, agg._n_prior
     )
+    if ctx.intents:
+        derived["text_intent_days_since"] = (agg._cutoff - agg._intent_last) / DAY
     out = agg.mutate(**derived)
     return out.select(*KEYS, *[c for c in out.columns if c.startswith("text_")])

@@ -425,7 +425,8 @@ def prepare_data(
             )
     if plan is None:
         labels = text.labels if text is not None else None
-        plan, plan_notes = plan_features(tables, settings.features, settings.data, labels)
+        intents = text.taxonomy.intent_ids if text is not None else None
+        plan, plan_notes = plan_features(tables, settings.features, settings.data, labels, intents)
         notes += plan_notes
     return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
