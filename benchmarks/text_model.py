@@ -10,7 +10,10 @@ bootstrap 95% interval (customers resampled) for the learned model minus the bas
   half of their words of five letters or more, as hurried customers type;
 * ``short``       later comments of at most three words ("meh", "not good", "love it");
 * ``negated``     later comments with a negation ("not worth the money", "no help");
-* ``domain``      later comments naming a product feature or a competitor.
+* ``domain``      later comments naming a product feature or a competitor;
+* ``short_unseen`` a constructed check: the generator's short answers ("terrible", "not
+  good", "meh", "love it", ...), negative ones counted as detractors. Demo NPS comments never
+  use the negative ones, so this measures words no training comment carried.
 
     uv run python benchmarks/text_model.py                       # 3 worlds x 2 seeds x 5,000
     uv run python benchmarks/text_model.py --worlds default --seeds 7 --customers 3000
@@ -78,6 +81,16 @@ def suites(test: pd.DataFrame, rng: np.random.Generator) -> dict[str, pd.DataFra
     }
 
 
+def short_unseen() -> pd.DataFrame:
+    texts = [*phrases.SHORT_NEGATIVE, *phrases.SHORT_NEUTRAL, *phrases.SHORT_POSITIVE]
+    scores = [3.0] * len(phrases.SHORT_NEGATIVE) + [8.0] * (
+        len(texts) - len(phrases.SHORT_NEGATIVE)
+    )
+    return pd.DataFrame(
+        {"comment": texts, "score": scores, "customer_id": [f"x{i}" for i in range(len(texts))]}
+    )
+
+
 def run_one(world: str, seed: int, customers: int, test_months: int) -> list[dict]:
     cfg = DemoConfig(customers=customers, seed=seed, world=world)
     nps = generate_demo(cfg).tables["nps_responses"]
@@ -93,10 +106,11 @@ def run_one(world: str, seed: int, customers: int, test_months: int) -> list[dic
     fit_base = time.perf_counter() - started
     rng = np.random.default_rng(seed)
     rows = []
-    for name, suite in suites(test, np.random.default_rng([seed, 1])).items():
+    checks = {**suites(test, np.random.default_rng([seed, 1])), "short_unseen": short_unseen()}
+    for name, suite in checks.items():
         y = (suite["score"] <= DETRACTOR_MAX).to_numpy(dtype=float)
         row = {"world": world, "seed": seed, "suite": name, "comments": len(suite)}
-        if len(suite) < 30 or y.min() == y.max():
+        if len(suite) < (10 if name == "short_unseen" else 30) or y.min() == y.max():
             rows.append(row)
             continue
         p_learned = learned.predict_detractor_proba(suite["comment"])
