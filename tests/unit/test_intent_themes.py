@@ -167,3 +167,37 @@ def test_held_out_phrasings_start_at_the_configured_date_and_others_stay_unchang
     }
     denials = {t for t, _ in phrases.DENIED_INTENT}
     assert set(chats.loc[later, "text"]) <= heldout | denials
+
+
+def test_a_user_intent_theme_with_concepts_is_negation_aware(tmp_path):
+    path = tmp_path / "themes.yaml"
+    path.write_text(
+        "themes:\n"
+        "  merger:\n"
+        "    intent: true\n"
+        "    label: a merger\n"
+        "    description: The customer is being acquired or merging.\n"
+        "    seed_terms: [we were acquired]\n"
+        "    concepts:\n"
+        "      - [merger, acquisition, acquired]\n"
+        "      - [parent company, new owners]\n"
+    )
+    taxonomy = load_taxonomy(path)
+    assert "merger" in taxonomy.intent_ids
+    found = join_theme_labels(
+        code_themes(
+            [
+                "we were acquired last month",
+                "after the merger the new owners pick the tools",
+                "we were not acquired, just rumours",
+            ],
+            taxonomy,
+        )
+    )
+    assert ["merger" in f.split("|") for f in found] == [True, True, False]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "themes:\n  x:\n    description: d\n    seed_terms: [a]\n    concepts: [[b], [c]]\n"
+    )
+    with pytest.raises(ValueError, match="only for intent themes"):
+        load_taxonomy(bad)
