@@ -9,7 +9,8 @@ and reports for the served model:
 
 * churn ROC-AUC (every customer active at the outer as-of dates) and detractor ROC-AUC (that
   window's survey respondents), with text minus without, paired bootstrap 95% interval
-  (customers resampled);
+  (customers resampled); and text minus text without the intent themes (a third run whose
+  taxonomy disables them): the intents' own share of the lift;
 * the choice ``text.selection`` makes on the inner windows (kept or dropped) for that data;
 * the theme detector's recall on the held-out intent messages in the data and on the blind
   list (written after the detector was frozen), and how often it fires on denials.
@@ -97,15 +98,24 @@ def run_one(world: str, seed: int, customers: int, root: Path) -> dict:
     make_demo(cfg, data)
     row: dict = {"world": world, "seed": seed, "heldout_from": str(start.date())}
     row.update(detector_recall(data))
+    # A taxonomy without the intent themes: what the other text features alone bring.
+    no_intents = root / "no-intents.yaml"
+    no_intents.write_text(
+        "themes:\n" + "".join(f"  {t}:\n    disable: true\n" for t in phrases.INTENT_THEMES)
+    )
     done = {}
-    for text in (True, False):
-        home = root / f"home-{world}-{seed}-{'on' if text else 'off'}"
+    for name, text in (
+        ("on", {"features": True}),
+        ("off", {"features": False}),
+        ("no_intents", {"features": True, "taxonomy_path": no_intents}),
+    ):
+        home = root / f"home-{world}-{seed}-{name}"
         shutil.rmtree(home, ignore_errors=True)
-        s = load_settings(home=home, text={"features": text, "selection": False})
+        s = load_settings(home=home, text={**text, "selection": False})
         started = time.perf_counter()
-        done[text] = fit_and_evaluate(data, s, home / "report", None, find_ground_truth(data))
-        row[f"seconds_{'on' if text else 'off'}"] = round(time.perf_counter() - started)
-    on, off = done[True], done[False]
+        done[name] = fit_and_evaluate(data, s, home / "report", None, find_ground_truth(data))
+        row[f"seconds_{name}"] = round(time.perf_counter() - started)
+    on = done["on"]
     if on.data.plan.text_themes:
         choice = choose_text_features(
             settings,
@@ -120,7 +130,7 @@ def run_one(world: str, seed: int, customers: int, root: Path) -> dict:
         row.update({f"inner_delta_{h}": d for h, d in choice.deltas.items()})
     keys = ["customer_id", "as_of"]
     merged = on.valid[[*keys, "churned", "responded", "nps_score"]].copy()
-    for name, run in (("on", on), ("off", off)):
+    for name, run in done.items():
         p = run.predictions["served"].copy()
         p[keys] = run.valid[keys].to_numpy()
         merged = merged.merge(
@@ -142,14 +152,19 @@ def run_one(world: str, seed: int, customers: int, root: Path) -> dict:
     ):
         yy = y.to_numpy(dtype=float)[mask]
         a, b = merged[f"{column}_on"].to_numpy()[mask], merged[f"{column}_off"].to_numpy()[mask]
+        c = merged[f"{column}_no_intents"].to_numpy()[mask]
         ones = np.ones(len(yy))
         row[f"{target}_auc_text"] = weighted_auc(yy, a, ones)
         row[f"{target}_auc_no_text"] = weighted_auc(yy, b, ones)
+        row[f"{target}_auc_text_no_intents"] = weighted_auc(yy, c, ones)
         weights = customer_weights(merged["customer_id"].to_numpy()[mask], rng, RESAMPLES)
-        diffs = [weighted_auc(yy, a, w) - weighted_auc(yy, b, w) for w in weights]
-        lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
-        row[f"{target}_lift"] = row[f"{target}_auc_text"] - row[f"{target}_auc_no_text"]
-        row[f"{target}_lift_lo"], row[f"{target}_lift_hi"] = lo, hi
+        for suffix, other in (("", b), ("_of_intents", c)):
+            diffs = [weighted_auc(yy, a, w) - weighted_auc(yy, other, w) for w in weights]
+            lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
+            row[f"{target}_lift{suffix}"] = row[f"{target}_auc_text"] - weighted_auc(
+                yy, other, ones
+            )
+            row[f"{target}_lift{suffix}_lo"], row[f"{target}_lift{suffix}_hi"] = lo, hi
     return row
 
 
@@ -186,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             "detractor_lift",
             "detractor_lift_lo",
             "detractor_lift_hi",
+            "churn_lift_of_intents",
+            "churn_lift_of_intents_lo",
+            "churn_lift_of_intents_hi",
             "heldout_recall",
             "denial_false_alarms",
         ]
