@@ -48,6 +48,28 @@ DRIFT_HEALTH_SHOCK, DRIFT_TICKET_MULTIPLIER, DRIFT_WEEKS = -0.9, 1.8, 13
 # answers and churn follow it at once. A customer turning unhappy says so weeks before their
 # usage shows it, as support teams see in real accounts.
 USAGE_HALF_LIFE_WEEKS = 6.0
+# Stated intent (README, "Intent in the demo worlds"): weekly chance per active customer of
+# writing an intent message. Anyone, more so when unhappy: INTENT_BASE_RATE x exp(-0.9 x health)
+# (about 4% of customers a year at average health). A customer who has decided to leave says
+# so at INTENT_LEAD_RATE a week from INTENT_LEAD_WEEKS[1] to INTENT_LEAD_WEEKS[0] weeks before
+# the churn date (about 30% of churners), before their usage (a six-week half-life) shows it.
+# A competitor evaluation (a shopping episode) is voiced at INTENT_SHOPPING_RATE a week, an
+# annual contract's renewal review in its last eight weeks at INTENT_RENEWAL_RATE. Healthy
+# customers deny intent ("we are not evaluating other vendors") at INTENT_DENIAL_RATE.
+INTENT_BASE_RATE = 0.0008
+INTENT_LEAD_RATE = 0.035
+INTENT_LEAD_WEEKS = (2, 12)
+INTENT_SHOPPING_RATE = 0.02
+INTENT_RENEWAL_RATE = 0.004
+INTENT_DENIAL_RATE = 0.0006
+# Which intent a departing or unhappy customer states (shopping and renewal have their own).
+INTENT_MIX = {
+    "competitor_evaluation": 0.25,
+    "budget_cuts": 0.25,
+    "champion_left": 0.15,
+    "renewal_review": 0.2,
+    "downsizing": 0.15,
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,7 @@ class Mechanics:
     ticket_rate: float = 0.05
     chat_rate: float = 0.07
     response_intercept: float = -1.6
+    intent_rate_scale: float = 1.0  # low-touch customers write less, intent included
     annual_share: tuple[float, float, float] = (0.2, 0.5, 0.8)  # starter, pro, enterprise
 
 
@@ -98,6 +121,7 @@ WORLDS: dict[str, Mechanics] = {
         ticket_rate=0.008,
         chat_rate=0.015,
         response_intercept=-2.4,
+        intent_rate_scale=0.5,
         annual_share=(0.05, 0.15, 0.4),
     ),
 }
@@ -119,6 +143,9 @@ class DemoConfig:
     horizon_days: int = 90
     metrics: tuple[str, ...] = ("logins", "active_users", "reports_created", "api_calls")
     world: str = "default"
+    # Intent messages on or after this date use the held-out phrasings only (demo/phrases.py),
+    # so a benchmark measures text features on words no training window carried. None: never.
+    intent_heldout_from: date | None = None
 
     @property
     def mechanics(self) -> Mechanics:
@@ -714,6 +741,78 @@ def _make_chats(cfg, world, rng, ids, pools, emails, first_id=0):
     return chats, truth.reset_index(drop=True)
 
 
+def intent_rates(world: _World) -> dict[str, np.ndarray]:
+    """Weekly chance (customers x weeks) of each kind of intent message (see INTENT_*)."""
+    w = np.arange(world.weeks)[None, :]
+    scale = world.mechanics.intent_rate_scale * world.active()
+    to_churn = world.churn_week[:, None] - w
+    deciding = (
+        (to_churn >= INTENT_LEAD_WEEKS[0])
+        & (to_churn <= INTENT_LEAD_WEEKS[1])
+        & (world.churn_week[:, None] < world.weeks)  # still a customer at the export date
+    )
+    into_year = (w - world.signup_week[:, None]) % 52
+    renewing = (world.annual[:, None] > 0) & (into_year >= 44)
+    health = world.health
+    return {
+        "stated": scale * (INTENT_BASE_RATE * np.exp(-0.9 * health) + INTENT_LEAD_RATE * deciding),
+        "shopping": scale * INTENT_SHOPPING_RATE * world.shopping,
+        "renewal": scale * INTENT_RENEWAL_RATE * renewing,
+        "denial": scale * INTENT_DENIAL_RATE * (1 + np.clip(health, 0, None)),
+    }
+
+
+def _make_intent_chats(cfg, world, rng, ids, first_id=0):
+    """Short chats in which the customer states an intent (or denies one), and their truth.
+
+    Drawn from their own random stream and appended after the other chats, so every other
+    table and chat of a world is what it was without them."""
+    rates = intent_rates(world)
+    kinds = list(rates)
+    cumulative = np.cumsum(np.stack([rates[k] for k in kinds]), axis=0)
+    u = rng.random(cumulative.shape[1:])
+    happens = u < cumulative[-1]
+    cust, week = np.nonzero(happens)
+    kind = (u[cust, week][None, :] >= cumulative[:, cust, week]).sum(axis=0)
+    m = len(cust)
+    stated = rng.choice(list(INTENT_MIX), m, p=list(INTENT_MIX.values()))
+    theme = np.select(
+        [kind == 0, kind == 1, kind == 2], [stated, "competitor_evaluation", "renewal_review"], ""
+    ).astype(object)
+    sent = _seconds(
+        world.week_start[week] + pd.to_timedelta(rng.uniform(0, 7 * 86400, m), unit="s").to_numpy()
+    )
+    heldout = (
+        np.zeros(m, bool)
+        if cfg.intent_heldout_from is None
+        else sent >= pd.Timestamp(cfg.intent_heldout_from).to_datetime64()
+    )
+    text, themes_truth = phrases.render_intent(theme, heldout, rng)
+    reply = _seconds(sent + pd.to_timedelta(rng.uniform(60, 600, m), unit="s").to_numpy())
+    lines = np.array(phrases.AGENT_LINES, dtype=object)
+    agent = lines[rng.integers(0, len(lines), m)]
+    conv = np.array([f"CH-{k:08d}" for k in range(first_id + 1, first_id + m + 1)], dtype=object)
+    chats = pd.DataFrame(
+        {
+            "conversation_id": np.repeat(conv, 2),
+            "customer_id": pd.Categorical.from_codes(np.repeat(cust, 2), categories=ids.categories),
+            "sent_at": np.column_stack([sent, reply]).ravel(),
+            "author": np.tile(np.array(["customer", "agent"], dtype=object), m),
+            "text": np.column_stack([text, agent]).ravel(),
+        }
+    )
+    truth = pd.DataFrame(
+        {
+            "source": "chats",
+            "key": conv + "@" + pd.Series(sent).dt.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(),
+            "themes": themes_truth,
+            "sentiment": np.where(theme == "", "positive", "negative").astype(object),
+            "heldout_phrasing": heldout,
+        }
+    )
+    return chats, truth
+
+
 def _nps_comment(scores, h, cust, week, world, rng, pools):
     m = len(scores)
     category = np.select([scores <= 6, scores <= 8], ["detractor", "passive"], "promoter")
@@ -964,6 +1063,15 @@ def _generate_block(
         customers["contact_email"].to_numpy(),
         numbering.conversation,
     )
+    intent_chats, intent_truth = _make_intent_chats(
+        cfg,
+        world,
+        np.random.default_rng([cfg.seed, 3, block]),
+        ids,
+        numbering.conversation + chats["conversation_id"].nunique(),
+    )
+    chats = pd.concat([chats, intent_chats], ignore_index=True)
+    chat_truth = pd.concat([chat_truth, intent_truth], ignore_index=True)
     say("nps responses")
     nps, nps_truth = _make_nps(cfg, world, rng, ids, pools, tickets, numbering.response)
     numbering.customer += n
@@ -997,10 +1105,19 @@ def _generate_block(
         "config": {
             k: (str(v) if isinstance(v, date) else v)
             for k, v in asdict(cfg).items()
-            if k != "world" or v != "default"  # the default world's manifest is unchanged
+            # The default world's manifest is unchanged.
+            if (k != "world" or v != "default") and (k != "intent_heldout_from" or v is not None)
         },
         "data_end": str(cfg.end.date()),
         "drift_event": _drift_manifest(cfg, world),
+        "intent_messages": {
+            theme or "denial": int(n)
+            for theme, n in intent_truth["themes"]
+            .str.split("|")
+            .map(lambda ts: next((t for t in ts if t in phrases.INTENT_THEMES), ""))
+            .value_counts()
+            .items()
+        },
         "rows": {name: len(frame) for name, frame in tables.items()},
         "personal_data_columns": ["company_name", "contact_name", "contact_email", "contact_phone"],
     }

@@ -309,3 +309,185 @@ def render_texts(
         ]
         out[has_second] = out[has_second] + joiners + second
     return out
+
+
+# --- Stated intent: what customers say before their usage shows it --------------------------
+# Intent themes (text_analytics/themes.yaml, ``intent: true``). Each phrasing is
+# (template, other themes the sentence is also about), the latter for the demo's text truth.
+INTENT_THEMES = (
+    "competitor_evaluation",
+    "budget_cuts",
+    "champion_left",
+    "renewal_review",
+    "downsizing",
+)
+_P = "pricing_billing_value"
+_Phrasing = tuple[str, tuple[str, ...]]
+
+# Phrasings the detector was built with: its seed terms cover them, and the demo's training
+# windows carry them.
+INTENT_PHRASES: dict[str, list[_Phrasing]] = {
+    "competitor_evaluation": [
+        ("we are evaluating another vendor", ()),
+        ("we are evaluating other vendors for next year", ("competitors",)),
+        ("our team is looking at alternatives", ("competitors",)),
+        ("we got a demo from another vendor last week", ()),
+        ("we have sent out an RFP for this", ()),
+        ("we are comparing vendors this quarter", ()),
+        ("we are running a proof of concept with {c}", ("competitors",)),
+    ],
+    "budget_cuts": [
+        ("budget cuts are hitting our team", ()),
+        ("our budget was cut for next year", ()),
+        ("we are cutting costs across the company", ()),
+        ("there is a spending freeze until further notice", ()),
+        ("finance is doing a cost review of all tools", ()),
+        ("we can't afford this anymore", ()),
+    ],
+    "champion_left": [
+        ("our admin who championed this left", ()),
+        ("the person who championed this tool left the company", ()),
+        ("our admin left last month", ()),
+        ("our executive sponsor has left", ()),
+        ("we have a new admin who is still learning the tool", ()),
+        ("new leadership is questioning every tool we use", ()),
+    ],
+    "renewal_review": [
+        ("we are reviewing renewals", (_P,)),
+        ("we are reviewing our renewal with finance", (_P,)),
+        ("our contract is up for renewal and we are unsure", (_P,)),
+        ("we need to decide whether to renew", ()),
+        ("how do we cancel our subscription?", (_P,)),
+        ("please send us the notice period terms", ()),
+    ],
+    "downsizing": [
+        ("we need to reduce our seats", (_P,)),
+        ("we will cut seats next quarter", (_P,)),
+        ("we want fewer licenses from next month", ()),
+        ("can we downgrade our plan?", (_P,)),
+        ("after the layoffs the team is much smaller", ()),
+        ("we are downsizing the team using this", ()),
+    ],
+}
+
+# HELD OUT: never in the detector's seed terms and never in a demo's training windows (only
+# after ``DemoConfig.intent_heldout_from``). Written as other customers would put it, to
+# measure how the detector and the models generalise to words they were not built on.
+HELDOUT_INTENT_PHRASES: dict[str, list[_Phrasing]] = {
+    "competitor_evaluation": [
+        ("we started a trial with {c} last week", ("competitors",)),
+        ("procurement wants quotes from two other suppliers", ()),
+        ("we are benchmarking you against a couple of other vendors", ("competitors",)),
+        ("our team is piloting {c} alongside your tool", ("competitors",)),
+        ("we have been asked to look into other platforms", ()),
+        ("we're in talks with another vendor", ()),
+    ],
+    "budget_cuts": [
+        ("our finance team froze all software spending", ()),
+        ("the budget for tools got slashed this year", ()),
+        ("we have been told to cut every non essential cost", ()),
+        ("money is tight and every subscription is being questioned", (_P,)),
+        ("our funding round fell through so we are trimming spend", ()),
+        ("budgets are being cut accross the board", ()),
+    ],
+    "champion_left": [
+        ("the person who set this up for us has left", ()),
+        ("our main user quit and the rest of us barely use the system", ()),
+        ("our sponsor moved to another company", ()),
+        ("the manager who brought you in is gone", ()),
+        ("after our admin resignd the tool has no owner", ()),
+        ("we have a new head of operations who prefers other tools", ()),
+    ],
+    "renewal_review": [
+        ("we are taking a hard look at the renewal", (_P,)),
+        ("finance put our contract renewal on pause", (_P,)),
+        ("please tell me how to end the contract early", ()),
+        ("we might let the subscription lapse", (_P,)),
+        ("we are re-evaluating whether we need this at renewal time", (_P,)),
+        ("the renewal decision is still open on our side", (_P,)),
+    ],
+    "downsizing": [
+        ("we are letting go of part of the team so we need fewer licences", ()),
+        ("can we drop to ten users next month", ()),
+        ("we want to trim our plan to the basic tier", (_P,)),
+        ("after the redundancies we only need half the seats", (_P,)),
+        ("we will be shrinking our user count", ()),
+        ("redundancies mean far fewer people use this now", ()),
+    ],
+}
+
+# Written after the detector's seed terms and concepts were frozen, and never tuned against:
+# its recall on these is the honest estimate (the list above was looked at while building it).
+BLIND_INTENT_PHRASES: dict[str, list[_Phrasing]] = {
+    "competitor_evaluation": [
+        ("a colleague is testing a rival product with her team", ()),
+        ("we booked calls with three other software companies", ()),
+        ("leadership asked for a side by side of you and your competitors", ("competitors",)),
+        ("we are weighing our options for next year", ()),
+    ],
+    "budget_cuts": [
+        ("the cfo is slashing discretionary spend", ()),
+        ("we lost a big client and have to save money everywhere", ()),
+        ("all purchases now need sign off because cash is short", ()),
+        ("our costs have to come down by a third", ()),
+    ],
+    "champion_left": [
+        ("the guy who ran this for us retired", ()),
+        ("our account owner on our side is no longer here", ()),
+        ("since our ops lead departed nobody logs in", ()),
+        ("the new director has her own favourite tools", ()),
+    ],
+    "renewal_review": [
+        ("we have not decided if we will extend the agreement", ()),
+        ("our legal team is looking at the termination clause", ()),
+        ("finance wants to talk about the renewal before signing anything", (_P,)),
+        ("is there a penalty if we stop the contract early", ()),
+    ],
+    "downsizing": [
+        ("half our staff were made redundant", ()),
+        ("please lower our seat count to 20", (_P,)),
+        ("we are closing the emea office so fewer people will need access", ()),
+        ("we only need the smallest plan now", (_P,)),
+    ],
+}
+for _theme, _blind in BLIND_INTENT_PHRASES.items():
+    HELDOUT_INTENT_PHRASES[_theme] = HELDOUT_INTENT_PHRASES[_theme] + _blind
+
+# Denials: intent words, no intent. A detector must not fire on these.
+DENIED_INTENT: list[_Phrasing] = [
+    ("we are not evaluating other vendors", ("competitors",)),
+    ("no budget cuts on our side this year", ()),
+    ("we have no plans to reduce seats", (_P,)),
+    ("we are not reviewing the renewal, all good", (_P,)),
+    ("our admin hasn't left, she loves the tool", ()),
+    ("we are not looking at alternatives", ("competitors",)),
+    ("we won't cut seats, the team is growing", (_P,)),
+    ("never considered cancelling our subscription", (_P,)),
+]
+
+
+def render_intent(
+    themes: np.ndarray, heldout: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One intent sentence per row (``themes`` an intent theme id, or '' for a denial) and its
+    '|'-joined true themes; ``heldout`` rows draw from the held-out phrasings."""
+    text = np.empty(len(themes), dtype=object)
+    truth = np.empty(len(themes), dtype=object)
+    picks = rng.random(len(themes))
+    names = np.array(COMPETITORS, dtype=object)
+    competitors = names[rng.integers(0, len(names), len(themes))]
+    for i, theme in enumerate(themes):
+        if theme == "":
+            bank, own = DENIED_INTENT, ()
+        else:
+            bank = (HELDOUT_INTENT_PHRASES if heldout[i] else INTENT_PHRASES)[theme]
+            own = (theme,)
+        template, extra = bank[int(picks[i] * len(bank))]
+        text[i] = template.format(c=competitors[i])
+        truth[i] = "|".join(sorted(set(own) | set(extra), key=_theme_order))
+    return text, truth
+
+
+def _theme_order(theme: str) -> int:
+    ordered = THEMES + INTENT_THEMES
+    return ordered.index(theme) if theme in ordered else len(ordered)

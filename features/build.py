@@ -59,6 +59,7 @@ def plan_features(
     features: FeatureSettings,
     data: DataSettings,
     text_themes: dict[str, str] | None = None,
+    text_intents: list[str] | None = None,
 ) -> tuple[FeaturePlan, list[str]]:
     """Decide the feature set from the data present; return it with notes for the user."""
     notes: list[str] = []
@@ -94,6 +95,7 @@ def plan_features(
     if text_themes:
         if len(tables.derived.get(TEXT_SIGNALS, ())):
             plan.text_themes = dict(text_themes)
+            plan.text_intents = [t for t in text_intents or [] if t in text_themes]
         else:
             notes.append("no customer chat messages or tickets with text: no text features")
     return plan, notes
@@ -213,6 +215,7 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
         tuple(plan.text_themes),
         sizes=dict(plan.sizes),
         history=plan.history,
+        intents=tuple(getattr(plan, "text_intents", ())),
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
     parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from features.plan import text_lookback
+
 if TYPE_CHECKING:  # build imports nothing from here at run time either way
     import pandas as pd
 
@@ -572,6 +574,36 @@ DEFINITIONS: tuple[_Definition, ...] = (
         "no messages from the customer in the last {days} days",
         **SCORE,
     ),
+    # Stated intent (intent themes of the taxonomy): counted whatever the message's tone.
+    _feature(
+        r"text_intent_mentions_(?P<days>\d+)d",
+        _count("message", " stating an intent to leave, cut or review in the last {days} days"),
+        "Customer messages of the last {days} days that state an intent to leave, cut spend or"
+        " seats, or review the renewal (any intent theme of the taxonomy).",
+        "messages stating an intent unknown (no text data)",
+        unit="messages",
+        risk=+1,
+        **COUNT,
+    ),
+    _feature(
+        r"text_intent_days_since",
+        lambda m, v, ctx: f"last stated an intent to leave, cut or review {_days_ago(v)}",
+        "Days since the customer's latest message stating an intent (within {text_lookback} days).",
+        "no message stating an intent in the last {text_lookback} days",
+        maximum_from="text_lookback",
+        **DAYS,
+    ),
+    _feature(
+        r"text_intent_(?P<theme>.+)_(?P<days>\d+)d",
+        lambda m, v, ctx: (
+            f"{_plural(v, 'message')} about {ctx['theme_label']} in the last {m['days']} days"
+        ),
+        "Customer messages about {theme_label} (a stated intent) in the last {days} days.",
+        "messages about {theme_label} unknown (no text data)",
+        unit="messages",
+        risk=+1,
+        **COUNT,
+    ),
     _feature(
         r"text_negative_(?P<theme>.+)_(?P<days>\d+)d",
         lambda m, v, ctx: (
@@ -874,6 +906,7 @@ def _context_of(settings: Any = None, theme_labels: Mapping[str, str] | None = N
         "history_recent_weeks": history_weeks(settings)[0],
         "history_weeks": history_weeks(settings)[1],
         "min_history_weeks": MIN_HISTORY_WEEKS,
+        "text_lookback": text_lookback(settings),
         "theme_labels": dict(theme_labels or {}),
     }
 

@@ -16,7 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.catalog import MIN_HISTORY_WEEKS, history_weeks
-from features.plan import text_windows
+from features.plan import text_lookback, text_windows
 from npsrisk.settings import FeatureSettings
 
 DAY = 86400
@@ -35,6 +35,8 @@ class FeatureContext:
     # no per-seat or per-MRR rates (and none for plans made before they existed)
     sizes: dict[str, str] | None = None
     history: bool = False  # usage against the customer's own weekly history (plan version 2+)
+
+    intents: tuple[str, ...] = ()  # the intent themes among them (own features, no tone filter)
 
 
 WEEK = 7 * DAY
@@ -297,7 +299,7 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
     (text_analytics)."""
     s = ctx.settings
     short, long = text_windows(s)
-    lookback = max(long, s.trend_recent_days + s.trend_prior_days)
+    lookback = text_lookback(s)
     themes = {f"_t_{t}": signals[f"theme_{t}"] for t in ctx.themes}
     j = _events(
         spine,
@@ -323,9 +325,19 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
         aggs[f"_neg_{w}"] = j._ts.count(where=_within(j, w) & j.negative)
     # Per theme over the short window only: twice as many sparse counts added noise, not lift.
     for t in ctx.themes:
-        aggs[f"text_negative_{t}_{short}d"] = j._ts.count(
-            where=_within(j, short) & j.negative & j[f"_t_{t}"]
-        )
+        if t not in ctx.intents:
+            aggs[f"text_negative_{t}_{short}d"] = j._ts.count(
+                where=_within(j, short) & j.negative & j[f"_t_{t}"]
+            )
+    if ctx.intents:
+        # A stated intent counts whatever its tone ("we are reviewing renewals" is calm), over
+        # the long window: intent is rare, and it precedes leaving by weeks to months.
+        stated = ibis.literal(False)
+        for t in ctx.intents:
+            stated = stated | j[f"_t_{t}"]
+            aggs[f"text_intent_{t}_{long}d"] = j._ts.count(where=_within(j, long) & j[f"_t_{t}"])
+        aggs[f"text_intent_mentions_{long}d"] = j._ts.count(where=_within(j, long) & stated)
+        aggs["_intent_last"] = j._ts.max(where=stated)
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
     def share(negative: ir.Value, total: ir.Value) -> ir.Value:
@@ -338,5 +350,7 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
     derived["text_negative_share_trend"] = share(agg._neg_recent, agg._n_recent) - share(
         agg._neg_prior, agg._n_prior
     )
+    if ctx.intents:
+        derived["text_intent_days_since"] = (agg._cutoff - agg._intent_last) / DAY
     out = agg.mutate(**derived)
     return out.select(*KEYS, *[c for c in out.columns if c.startswith("text_")])

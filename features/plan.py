@@ -18,6 +18,21 @@ def text_windows(settings: FeatureSettings) -> tuple[int, int]:
     return settings.trend_recent_days, max(settings.windows_days)
 
 
+def text_lookback(settings: FeatureSettings) -> int:
+    """How far back text features look: the long window, or the trend's two periods."""
+    return max(text_windows(settings)[1], settings.trend_recent_days + settings.trend_prior_days)
+
+
+def intent_feature_names(settings: FeatureSettings, intents: tuple[str, ...] | list[str]):
+    """Names of the intent features: mentions of any intent and of each, days since the last."""
+    long = text_windows(settings)[1]
+    return [
+        f"text_intent_mentions_{long}d",
+        "text_intent_days_since",
+        *[f"text_intent_{t}_{long}d" for t in intents],
+    ]
+
+
 PLAN_VERSION = 2  # 2: own-history and size-rate features; plans saved before load as 1
 
 
@@ -31,6 +46,7 @@ class FeaturePlan:
     attributes: AttributeSchema
     skipped_metrics: list[str] = field(default_factory=list)
     text_themes: dict[str, str] = field(default_factory=dict)  # theme id -> label; {}: no text
+    text_intents: list[str] = field(default_factory=list)  # the intent themes among them
     # account-size unit -> the customers column measuring it ({"seat": "seats", "mrr": "mrr"})
     sizes: dict[str, str] = field(default_factory=dict)
     # 1: the features before own-history and size rates (models trained then keep their set)
@@ -121,7 +137,17 @@ class FeaturePlan:
                 ("text_negative_share_trend", False),
                 (f"text_worst_score_{long}d", False),
                 (f"text_mean_score_{long}d", False),
-                *[(f"text_negative_{t}_{short}d", True) for t in self.text_themes],
+                *[
+                    (f"text_negative_{t}_{short}d", True)
+                    for t in self.text_themes
+                    if t not in self.text_intents
+                ],
+                *[
+                    (name, name != "text_intent_days_since")
+                    for name in (
+                        intent_feature_names(s, self.text_intents) if self.text_intents else []
+                    )
+                ],
             ]
         if "nps_responses" in self.tables:
             groups["nps_responses"] = [
@@ -158,6 +184,7 @@ class FeaturePlan:
             "text_themes": self.text_themes,
             "sizes": self.sizes,
             "version": self.version,
+            "text_intents": self.text_intents,
         }
 
     @classmethod
@@ -171,4 +198,5 @@ class FeaturePlan:
             text_themes=dict(data.get("text_themes", {})),
             sizes=dict(data.get("sizes", {})),
             version=int(data.get("version", 1)),
+            text_intents=list(data.get("text_intents", [])),
         )

@@ -148,6 +148,17 @@ class TextSettings(_Section):
         description="Only the first this many characters of a message are scored (a pasted "
         "log is not a message); runs say how many messages were capped. Fixed at training.",
     )
+    selection: bool = Field(
+        True,
+        description="Keep text features only where they do not hurt: each head is fitted on "
+        "the inner windows with and without them (logged in MLflow).",
+    )
+    selection_tolerance: float = Field(
+        0.002,
+        ge=0,
+        description="Text features are dropped when they lower a head's mean inner-window "
+        "figure (churn ROC-AUC, NPS MAE) by more than this.",
+    )
 
 
 class LightGBMSettings(_Section):

@@ -17,6 +17,7 @@ import yaml
 from text_analytics.tokens import (
     WordLookup,
     inflect,
+    is_negator,
     map_unique,
     split_clauses,
     to_text_list,
@@ -25,10 +26,24 @@ from text_analytics.tokens import (
 
 DEFAULT_TAXONOMY = "themes.yaml"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_THEME_KEYS = {"label", "description", "seed_terms", "exclude_terms", "weak_terms", "disable"}
+_THEME_KEYS = {
+    "label",
+    "description",
+    "seed_terms",
+    "exclude_terms",
+    "weak_terms",
+    "disable",
+    "intent",
+    "concepts",
+}
 # Inflected forms shorter than this match exactly only: "loads" must not catch "leads".
 _MIN_FUZZY_INFLECTION = 7
 _Span = tuple[int, int, set[int]]  # token start, token end, themes
+# Intent themes: a negator this many words before a seed term cancels it ("we are not
+# currently evaluating other vendors"), and a seed phrase's words may stand this many words
+# apart ("review our renewal" ~ "reviewing all of our renewals").
+INTENT_NEGATION_WINDOW = 3
+INTENT_MAX_GAP = 2
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,11 @@ class Theme:
     exclude_terms: tuple[str, ...] = ()
     weak_terms: tuple[str, ...] = ()
     label: str = ""  # a few words for driver descriptions; defaults to the id in words
+    # A stated plan (leaving, cutting, reviewing): negation-aware, with features of its own.
+    intent: bool = False
+    # Intent themes only: groups of alternative words; a clause with a word of every group
+    # codes the theme ("froze" + "spending"), whatever the words between them.
+    concepts: tuple[tuple[str, ...], ...] = ()
 
     @property
     def name(self) -> str:
@@ -56,6 +76,11 @@ class Taxonomy:
     @property
     def ids(self) -> list[str]:
         return [theme.id for theme in self.themes]
+
+    @property
+    def intent_ids(self) -> list[str]:
+        """Ids of the intent themes (stated plans to leave, cut or review), in report order."""
+        return [theme.id for theme in self.themes if theme.intent]
 
     @property
     def labels(self) -> dict[str, str]:
@@ -109,8 +134,20 @@ def _parse_themes(document: Any, source: str) -> dict[str, Theme | None]:
         label = spec.get("label", "")
         if not isinstance(label, str):
             raise ValueError(f"{where}.label: a few words of text")
+        intent = spec.get("intent", False)
+        if not isinstance(intent, bool):
+            raise ValueError(f"{where}.intent: true or false")
+        concepts = spec.get("concepts") or []
+        if not isinstance(concepts, list) or not all(isinstance(g, list) for g in concepts):
+            raise ValueError(f"{where}.concepts: a list of lists of alternative words")
+        if concepts and not intent:
+            raise ValueError(f"{where}.concepts: only for intent themes (intent: true)")
         parsed[theme_id] = Theme(
             id=theme_id,
+            intent=intent,
+            concepts=tuple(
+                _terms(group, f"{where}.concepts[{k}]") for k, group in enumerate(concepts)
+            ),
             label=label.strip(),
             description=description.strip(),
             seed_terms=seeds,
@@ -146,6 +183,12 @@ class ThemeCoder:
     A seed term found inside one of the theme's exclude terms does not count ("fast answer"
     keeps "fast" from meaning speed); weak terms count only in a clause where no seed term
     matched.
+
+    Intent themes (``intent: true``) are matched differently: a seed term does not count when a
+    negator ("not", "no", "never", "don't", ...) stands up to ``INTENT_NEGATION_WINDOW`` words
+    before it or between its words, and a phrase's words may be up to ``INTENT_MAX_GAP`` words
+    apart inside one clause. "We are not evaluating other vendors" codes nothing; "we started
+    evaluating two other vendors" codes competitor evaluation.
     """
 
     def __init__(self, taxonomy: Taxonomy) -> None:
@@ -153,7 +196,9 @@ class ThemeCoder:
         seed_words = {
             word
             for theme in taxonomy.themes
-            for term in theme.seed_terms + theme.weak_terms
+            for term in theme.seed_terms
+            + theme.weak_terms
+            + tuple(t for group in theme.concepts for t in group)
             for word in tokenize(term)
         }
         forms: dict[str, str] = {}
@@ -171,9 +216,30 @@ class ThemeCoder:
         self._seed: dict[tuple[str, ...], set[int]] = {}
         self._weak: dict[tuple[str, ...], set[int]] = {}
         self._exclude: dict[tuple[str, ...], set[int]] = {}
+        # Intent seed phrases by their first (canonical) word: word tuples and theme index.
+        self._intent: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        # Per intent theme with concepts: per group, its alternatives by their first word.
+        self._concepts: list[tuple[int, list[dict[str, list[tuple[str, ...]]]]]] = []
         for i, theme in enumerate(taxonomy.themes):
+            if theme.intent:
+                for term in theme.seed_terms:
+                    key = tuple(self._canonical(tokenize(term)))
+                    if key:
+                        self._intent.setdefault(key[0], []).append((key, i))
+                groups = [
+                    [tuple(self._canonical(tokenize(t))) for t in group] for group in theme.concepts
+                ]
+                by_first: list[dict[str, list[tuple[str, ...]]]] = []
+                for group in groups:
+                    index: dict[str, list[tuple[str, ...]]] = {}
+                    for words in group:
+                        if words:
+                            index.setdefault(words[0], []).append(words)
+                    by_first.append(index)
+                if by_first:
+                    self._concepts.append((i, by_first))
             for index, terms, canonical in (
-                (self._seed, theme.seed_terms, True),
+                (self._seed, () if theme.intent else theme.seed_terms, True),
                 (self._weak, theme.weak_terms, True),
                 (self._exclude, theme.exclude_terms, False),
             ):
@@ -216,6 +282,70 @@ class ThemeCoder:
                     kept.add(theme)
         return kept
 
+    @staticmethod
+    def _match_gapped(clause: list[str], start: int, words: tuple[str, ...]) -> int | None:
+        """End of ``words`` found in order from ``start`` with at most INTENT_MAX_GAP words
+        between neighbours and no negator among them, or None."""
+        at = start
+        for word in words[1:]:
+            for step in range(1, INTENT_MAX_GAP + 2):
+                k = at + step
+                if k >= len(clause) or (step > 1 and is_negator(clause[k - 1])):
+                    return None
+                if clause[k] == word:
+                    at = k
+                    break
+            else:
+                return None
+        return at + 1
+
+    def _intent_spans(self, clauses: list[list[str]], raw: list[list[str]]) -> list[_Span]:
+        """Spans (in text token positions) of intent seed terms that no negator cancels."""
+        found: list[_Span] = []
+        offset = 0
+        for clause, written in zip(clauses, raw, strict=True):
+            for i, token in enumerate(clause):
+                for words, theme in self._intent.get(token, ()):
+                    end = self._match_gapped(clause, i, words)
+                    if end is None:
+                        continue
+                    before = written[max(0, i - INTENT_NEGATION_WINDOW) : i]
+                    if any(is_negator(t) for t in before):
+                        continue
+                    found.append((offset + i, offset + end, {theme}))
+            for theme, groups in self._concepts:
+                span = self._concept_span(clause, written, groups)
+                if span is not None:
+                    found.append((offset + span[0], offset + span[1], {theme}))
+            offset += len(clause)
+        return found
+
+    @staticmethod
+    def _concept_span(
+        clause: list[str], written: list[str], groups: list[dict[str, list[tuple[str, ...]]]]
+    ) -> tuple[int, int] | None:
+        """The span covering one alternative of every group in the clause (the first found
+        of each), unless a negator stands before it (INTENT_NEGATION_WINDOW) or inside it."""
+        starts, ends = [], []
+        for group in groups:
+            hit = next(
+                (
+                    (i, i + len(words))
+                    for i, token in enumerate(clause)
+                    for words in group.get(token, ())
+                    if tuple(clause[i : i + len(words)]) == words
+                ),
+                None,
+            )
+            if hit is None:
+                return None
+            starts.append(hit[0])
+            ends.append(hit[1])
+        lo, hi = min(starts), max(ends)
+        if any(is_negator(t) for t in written[max(0, lo - INTENT_NEGATION_WINDOW) : hi]):
+            return None
+        return lo, hi
+
     def _code_one(self, text: str) -> tuple[bool, ...]:
         clauses = split_clauses(text)
         tokens = [t for clause in clauses for t in clause]
@@ -225,6 +355,12 @@ class ThemeCoder:
         excluded = self._spans(tokens, self._exclude, lengths["exclude"]) if self._exclude else []
         seeds = [s for s in self._spans(canonical, self._seed, lengths["seed"]) if s[2]]
         themes = self._kept(seeds, excluded)
+        if self._intent:
+            canonical_clauses, at = [], 0
+            for clause in clauses:
+                canonical_clauses.append(canonical[at : at + len(clause)])
+                at += len(clause)
+            themes |= self._kept(self._intent_spans(canonical_clauses, clauses), excluded)
         if self._weak:
             # A weak term counts in a clause where no seed term of any theme was found.
             seeded = {clause_of[start] for start, _, _ in seeds}

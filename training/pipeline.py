@@ -70,6 +70,7 @@ from training.snapshots import (
     split_snapshots,
 )
 from training.text_model import fit_text_scorer
+from training.text_selection import TEXT_PREFIX, choose_text_features, without_text
 
 Progress = Callable[[str], None]
 MODEL = "served"  # the registered model, whichever candidate it is
@@ -442,7 +443,8 @@ def prepare_data(
             )
     if plan is None:
         labels = text.labels if text is not None else None
-        plan, plan_notes = plan_features(tables, settings.features, settings.data, labels)
+        intents = text.taxonomy.intent_ids if text is not None else None
+        plan, plan_notes = plan_features(tables, settings.features, settings.data, labels, intents)
         notes += plan_notes
     return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
@@ -556,6 +558,19 @@ def fit_and_evaluate(
 
     truth = load_truth(truth_path)
 
+    text_choice = None
+    if plan.text_themes and settings.text.selection:
+        say("measuring the text features on the inner windows")
+        text_choice = choose_text_features(
+            settings, plan, frame, split, heads, horizon, calibration_rows(frame, settings)
+        )
+        notes.append(text_choice.note)
+        if not text_choice.keep:
+            plan = without_text(plan)
+            data = replace(data, plan=plan, text=None)
+            frame = frame.drop(columns=[c for c in frame.columns if c.startswith(TEXT_PREFIX)])
+        lap("text selection")
+
     say(f"fitting {', '.join(heads)} candidates and baselines")
     info = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -564,6 +579,12 @@ def fit_and_evaluate(
         "validation_window": [str(d.date()) for d in split.valid_as_of],
         "features_as_of_latest": str(max(data.as_of).date()),
     }
+    if text_choice is not None:
+        info["text_selection"] = {
+            "keep": text_choice.keep,
+            "deltas": text_choice.deltas,
+            "inner": text_choice.inner.to_dict(orient="records"),
+        }
     fitted = _fit(
         settings,
         plan,
@@ -774,6 +795,17 @@ def train(
             mlflow.log_param(f"{head}_candidate", choice.chosen)
             mlflow.log_param(f"{head}_candidate_configs", json.dumps(choice.configs))
             mlflow.log_text(choice.inner.to_csv(index=False), f"selection/{head}_inner.csv")
+        # Whether the text features stayed on, and the inner-window figures that decided it.
+        text_selection = info.get("text_selection")
+        if text_selection is not None:
+            mlflow.log_param("text_selection", "kept" if text_selection["keep"] else "dropped")
+            mlflow.log_metrics(
+                {f"text_selection.{h}_delta": d for h, d in text_selection["deltas"].items()}
+            )
+            mlflow.log_text(
+                pd.DataFrame(text_selection["inner"]).to_csv(index=False),
+                "selection/text_features_inner.csv",
+            )
             calibrator = getattr(choice.model, "calibrator_", None)
             if calibrator is not None:
                 mlflow.log_param(f"{head}_calibration", calibrator.method_)

@@ -359,3 +359,28 @@ def test_the_readme_what_if_moves_with_open_tickets(champion):
     contrib = bundle.contributions(X, "churn")
     j = bundle.features.index("tickets_open")
     np.testing.assert_allclose(np.diff(contrib.sum(axis=1)), np.diff(contrib[:, j]), atol=1e-9)
+
+
+def test_the_text_features_choice_is_made_on_the_inner_windows_and_logged(trained, client):
+    settings, result = trained
+    run = client.get_run(result.run_id)
+    decision = run.data.params["text_selection"]
+    assert decision in {"kept", "dropped"}
+    inner = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{result.run_id}/selection/text_features_inner.csv"
+        )
+    )
+    assert set(inner["text"]) == {"on", "off"} and set(inner["head"]) == {"churn", "nps"}
+    for head in ("churn", "nps"):
+        rows = inner[inner["head"] == head]
+        delta = (
+            rows[rows["text"] == "on"]["value"].mean() - rows[rows["text"] == "off"]["value"].mean()
+        )
+        assert run.data.metrics[f"text_selection.{head}_delta"] == pytest.approx(delta)
+        if delta < -settings.text.selection_tolerance:
+            assert decision == "dropped"
+    features = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/features.json")
+    has_text = any(name.startswith("text_") for name in features["features"])
+    assert has_text == (decision == "kept")
+    assert run.data.params["text_features"] == str(decision == "kept")

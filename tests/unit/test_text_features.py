@@ -65,3 +65,65 @@ def test_no_texts_means_no_text_features(validate_frames, settings, scorer):
     plan, notes = plan_features(tables, settings.features, settings.data, scorer.labels)
     assert not plan.text_themes
     assert any("text" in note for note in notes)
+
+
+def test_stated_intents_become_their_own_point_in_time_features(validate_frames, settings, scorer):
+    customers = pd.DataFrame({"customer_id": ["A", "B"], "signup_date": ["2024-01-01"] * 2})
+    chats = pd.DataFrame(
+        {
+            "conversation_id": ["c1", "c2", "c3", "c4", "c5", "c6"],
+            "customer_id": ["A", "A", "A", "A", "B", "B"],
+            "sent_at": [
+                "2024-03-20",
+                "2024-05-21",
+                "2024-05-25",
+                "2024-06-03",  # after the as-of date: never a feature
+                "2024-05-20",
+                "2024-05-22",
+            ],
+            "author": "customer",
+            "text": [
+                "we are reviewing our renewal with finance",
+                "budget cuts are hitting our team",
+                "we are evaluating another vendor",
+                "we need to reduce our seats",
+                "we are not evaluating other vendors",  # a denial: no intent
+                "no budget cuts on our side this year",
+            ],
+        }
+    )
+    tables = validate_frames({"customers": customers, "chats": chats})
+    attach_text_signals(tables, scorer)
+    intents = scorer.taxonomy.intent_ids
+    plan, _ = plan_features(tables, settings.features, settings.data, scorer.labels, intents)
+    assert plan.text_intents == intents
+    long = max(settings.features.windows_days)
+    names = set(plan.feature_names)
+    assert {f"text_intent_mentions_{long}d", "text_intent_days_since"} <= names
+    assert {f"text_intent_{t}_{long}d" for t in intents} <= names
+    # Intents have their own counts; no tone-filtered copy of them.
+    assert not any(n.startswith("text_negative_budget_cuts") for n in names)
+    pairs = pd.DataFrame({"customer_id": ["A", "B"], "as_of": pd.Timestamp("2024-05-31")})
+    rows = build_features(tables, pairs, plan).set_index("customer_id")
+    a, b = rows.loc["A"], rows.loc["B"]
+    assert a[f"text_intent_mentions_{long}d"] == 3
+    assert a[f"text_intent_budget_cuts_{long}d"] == 1
+    assert a[f"text_intent_competitor_evaluation_{long}d"] == 1
+    assert a[f"text_intent_renewal_review_{long}d"] == 1
+    assert a[f"text_intent_downsizing_{long}d"] == 0  # written after the as-of date
+    # Last intent on 2024-05-25 at midnight; the cut-off is the first second after 2024-05-31.
+    assert a["text_intent_days_since"] == pytest.approx(7.0)
+    assert b[f"text_intent_mentions_{long}d"] == 0
+    assert np.isnan(b["text_intent_days_since"])
+    # The plan survives its round trip, and every intent feature is in the catalogue in words.
+    from features.build import FeaturePlan
+    from features.catalog import learn_catalog
+
+    assert FeaturePlan.from_dict(plan.to_dict()).text_intents == intents
+    catalog = learn_catalog(plan)
+    words = catalog.describe(f"text_intent_budget_cuts_{long}d", 2)
+    assert words == f"2 messages about budget cuts in the last {long} days"
+    assert "intent" in catalog.describe(f"text_intent_mentions_{long}d", 1)
+    assert catalog.describe("text_intent_days_since", 7.0) == (
+        "last stated an intent to leave, cut or review 7 days ago"
+    )

@@ -20,7 +20,8 @@ def coded(text: str, taxonomy=None) -> set[str]:
 
 def test_default_taxonomy_has_the_generator_theme_ids_with_descriptions_and_seeds():
     taxonomy = load_taxonomy()
-    assert taxonomy.ids == list(phrases.THEMES)
+    assert taxonomy.ids == list(phrases.THEMES + phrases.INTENT_THEMES)
+    assert taxonomy.intent_ids == list(phrases.INTENT_THEMES)
     for theme in taxonomy.themes:
         assert theme.description and theme.seed_terms
     assert {"acmely", "zendrix", "brightloop", "helpstack", "quorra"} <= set(
@@ -48,7 +49,15 @@ themes:
 """
     )
     taxonomy = load_taxonomy(user)
-    assert taxonomy.ids == [PRODUCT, RELIABILITY, SUPPORT, PRICING, COMPETITORS, "security_privacy"]
+    assert taxonomy.ids == [
+        PRODUCT,
+        RELIABILITY,
+        SUPPORT,
+        PRICING,
+        COMPETITORS,
+        *phrases.INTENT_THEMES,
+        "security_privacy",
+    ]
     assert taxonomy.theme(COMPETITORS).seed_terms == ("zendrix",)
     assert coded("worried about GDPR after the data breach", taxonomy) == {"security_privacy"}
     assert coded("we pay a security deposit", taxonomy) == {PRICING}
@@ -109,7 +118,8 @@ def test_texts_are_coded_with_zero_one_or_several_themes(text, themes):
         ("invoce was wrong again", {PRICING}),
         ("suport never answerd my tiket", {SUPPORT}),
         ("performence has been awful lately", {RELIABILITY}),
-        ("we are evaluating an alternatvie", {COMPETITORS}),
+        # The competitors theme, and an intent: evaluating alternatives.
+        ("we are evaluating an alternatvie", {COMPETITORS, "competitor_evaluation"}),
         ("the onbaording was a mess", {ONBOARDING}),
         ("the traiinng was useless", {ONBOARDING}),
         ("CRASHES all the time", {PRODUCT}),
@@ -177,7 +187,7 @@ def test_theme_accuracy_against_the_demo_ground_truth():
     table = evaluate_themes(merged["text"], merged["themes"])
     assert list(table.columns) == ["theme", "metric", "value", "support"]
     per_theme = table[table["metric"] == "f1"].set_index("theme")["value"]
-    assert set(per_theme.index) == set(phrases.THEMES)
+    assert set(per_theme.index) == set(phrases.THEMES + phrases.INTENT_THEMES)
     assert (per_theme > 0.95).all(), per_theme
     overall = table[table["theme"] == "all"].set_index("metric")["value"]
     assert overall["micro_f1"] > 0.97
