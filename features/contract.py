@@ -136,8 +136,7 @@ CHURN = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec
-    for spec in (CUSTOMERS, USAGE, TICKETS, CHATS, NPS_RESPONSES, SURVEYS, CHURN)
+    spec.name: spec for spec in (CUSTOMERS, USAGE, TICKETS, CHATS, NPS_RESPONSES, SURVEYS, CHURN)
 }
 REQUIRED_TABLES = ("customers",)
 
