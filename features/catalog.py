@@ -113,8 +113,13 @@ def _usage_level(m, v, ctx) -> str:
 
 
 def _usage_rate(m, v, ctx) -> str:
-    unit = "seat" if m["unit"] == "seat" else f"unit of {label(m['unit'])}"
-    return f"{label(m['metric'])} per {unit} averaged {_n(v)} a day over the last {m['days']} days"
+    # Per seat reads as is (0.042 active users per seat a day); per unit of MRR the numbers are
+    # tiny (currency units), so say it per 1,000 of MRR.
+    if m["unit"] == "seat":
+        per, v = "per seat", float(v)
+    else:
+        per, v = f"per 1,000 of {label(m['unit'])}", float(v) * 1000
+    return f"{label(m['metric'])} averaged {_rate(v)} a day {per} over the last {m['days']} days"
 
 
 def _usage_vs_history(m, v, ctx) -> str:

@@ -52,6 +52,18 @@ from npsrisk.settings import FeatureSettings
         ("tenure_days", 1500.0, None, "customer for 4.1 years"),
         ("tickets_days_since_last", 3.0, None, "last ticket 3 days ago"),
         ("tickets_open", None, None, "open tickets unknown (no ticket data)"),
+        (
+            "usage_active_users_90d_per_seat",
+            0.041666,
+            None,
+            "active users averaged 0.042 a day per seat over the last 90 days",
+        ),
+        (
+            "usage_reports_created_90d_per_mrr",
+            0.0000312,
+            None,
+            "reports created averaged 0.031 a day per 1,000 of MRR over the last 90 days",
+        ),
         ("seats", None, None, "number of seats unknown"),
         ("region", None, "category", "region unknown"),
         (
