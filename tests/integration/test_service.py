@@ -176,6 +176,7 @@ def test_openapi_document_validates_and_describes_every_field(service):
             "risk_tier",
             "score_distribution",
             "drivers",
+            "change",
         },
         "Driver": {"feature", "value", "contribution", "effect", "target", "description"},
         "PredictResponse": {"model", "features_as_of", "predictions", "unknown_customer_ids"},
