@@ -65,8 +65,7 @@ from features.validation import (
     _validate_table,
     duplicate_reason,
     missing_columns,
-    reason_strings,
-    row_problems,
+    row_reasons,
     validate_tables,
 )
 
@@ -213,13 +212,7 @@ def _checked_batch(
     """One batch with its position in the file, its single-row reasons, the typed contract
     columns in ``keep``, and the raw text of bad rows."""
     part = _normalise_columns(batch.to_pandas())
-    typed, problems = row_problems(spec, part, dates)
-    bad = np.zeros(len(part), dtype=bool)
-    for _, mask in problems:
-        bad |= mask.to_numpy(dtype=bool)
-    reasons = np.full(len(part), None, dtype=object)
-    if bad.any():
-        reasons[bad] = reason_strings(problems, bad).to_numpy()
+    typed, bad, reasons = row_reasons(spec, part, dates)
     arrays = {
         SOURCE_ROW: pa.array(np.arange(first_row + 1, first_row + len(part) + 1)),
         REASONS: pa.array(reasons, type=pa.string()),

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from features.attributes import static_attributes
@@ -41,8 +40,7 @@ from features.validation import (
     duplicate_reason,
     missing_column_reason,
     missing_columns,
-    reason_strings,
-    row_problems,
+    row_reasons,
 )
 from npsrisk.settings import ConfigError, Settings
 
@@ -185,13 +183,7 @@ def _check_rows(spec: TableSpec, raw: DataFrame, dates: DateRange) -> DataFrame:
     def check(batches):
         for batch in batches:
             part = batch.drop(columns=[ROW_ID]).reset_index(drop=True)
-            typed, problems = row_problems(spec, part, dates)
-            bad = np.zeros(len(part), dtype=bool)
-            for _, mask in problems:
-                bad |= mask.to_numpy(dtype=bool)
-            reasons = np.full(len(part), None, dtype=object)
-            if bad.any():
-                reasons[bad] = reason_strings(problems, bad).to_numpy()
+            typed, bad, reasons = row_reasons(spec, part, dates)
             out = {ROW_ID: batch[ROW_ID].to_numpy(), REASONS: reasons}
             for c in typed_columns:
                 values = typed[c]

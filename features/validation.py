@@ -342,6 +342,21 @@ def reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd
     return _reason_strings(problems, bad)
 
 
+def row_reasons(
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``row_problems`` per row, as the engines that check a batch at a time want it: the
+    typed columns, which rows break a rule, and each row's '; '-joined reasons (None if good)."""
+    typed, problems = row_problems(spec, raw, dates)
+    bad = np.zeros(len(raw), dtype=bool)
+    for _, mask in problems:
+        bad |= mask.to_numpy(dtype=bool)
+    reasons = np.full(len(raw), None, dtype=object)
+    if bad.any():
+        reasons[bad] = _reason_strings(problems, bad).to_numpy()
+    return typed, bad, reasons
+
+
 def _validate_table(
     spec: TableSpec,
     raw: pd.DataFrame,
