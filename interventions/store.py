@@ -46,6 +46,24 @@ def _iso(value: Any) -> Any:
     return value
 
 
+def _planned_event(
+    intervention_id: str, owner: str | None, source: str, note: str, now: datetime
+) -> dict[str, Any]:
+    """The first event of every intervention: made by a plan, new → planned."""
+    return {
+        "intervention_id": intervention_id,
+        "kind": "status",
+        "from_status": None,
+        "to_status": PLANNED,
+        "from_owner": None,
+        "to_owner": owner,
+        "actor": f"plan:{source}",
+        "note": note,
+        "snooze_until": None,
+        "at": now,
+    }
+
+
 def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -204,18 +222,13 @@ class InterventionStore:
                     }
                 )
                 event_rows.append(
-                    {
-                        "intervention_id": iv_id,
-                        "kind": "status",
-                        "from_status": None,
-                        "to_status": PLANNED,
-                        "from_owner": None,
-                        "to_owner": item.owner,
-                        "actor": f"plan:{source}",
-                        "note": f"planned for the survey of {item.survey_date}",
-                        "snooze_until": None,
-                        "at": now,
-                    }
+                    _planned_event(
+                        iv_id,
+                        item.owner,
+                        source,
+                        f"planned for the survey of {item.survey_date}",
+                        now,
+                    )
                 )
             key = (item.customer_id, item.survey_date)
             if key in seen:
@@ -287,18 +300,13 @@ class InterventionStore:
                     }
                 )
                 event_rows.append(
-                    {
-                        "intervention_id": iv_id,
-                        "kind": "status",
-                        "from_status": None,
-                        "to_status": PLANNED,
-                        "from_owner": None,
-                        "to_owner": plan.owner,
-                        "actor": f"plan:{source}",
-                        "note": f"segment {plan.column}={plan.value} forecast to drop",
-                        "snooze_until": None,
-                        "at": now,
-                    }
+                    _planned_event(
+                        iv_id,
+                        plan.owner,
+                        source,
+                        f"segment {plan.column}={plan.value} forecast to drop",
+                        now,
+                    )
                 )
             if rows:
                 conn.execute(interventions.insert(), rows)
