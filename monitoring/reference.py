@@ -33,15 +33,13 @@ def reference_sample(
     Only the model's own features travel (the feature plan already excludes personal data),
     and the customer id is dropped: the sample describes a population, not people.
     """
-    out = pd.DataFrame({"as_of": pd.to_datetime(valid["as_of"]).to_numpy()})
-    for column in features:
-        out[column] = valid[column].to_numpy()
+    columns = {"as_of": pd.to_datetime(valid["as_of"]).to_numpy()}
+    columns |= {column: valid[column].to_numpy() for column in features}
     for column in (*PREDICTION_COLUMNS, *PROBABILITY_COLUMNS):
         if column in predictions:
-            out[column] = predictions[column].to_numpy()
-    for column in OUTCOME_COLUMNS:
-        if column in valid:
-            out[column] = valid[column].to_numpy()
+            columns[column] = predictions[column].to_numpy()
+    columns |= {c: valid[c].to_numpy() for c in OUTCOME_COLUMNS if c in valid}
+    out = pd.DataFrame(columns)  # built at once: column by column fragments the frame
     if len(out) > max_rows:
         out = out.sample(max_rows, random_state=seed).sort_index()
     return out.reset_index(drop=True)

@@ -89,7 +89,7 @@ def _cache_key(settings: Settings, version: str) -> str:
     return f"{settings.registry.model_name}-v{version}-{_registry_key(settings)}"
 
 
-def _pointer_path(settings: Settings) -> Path:
+def champion_pointer_path(settings: Settings) -> Path:
     name = settings.registry.model_name
     return settings.serving_cache_path / f"champion-{name}-{_registry_key(settings)}.json"
 
@@ -98,7 +98,7 @@ def note_champion(settings: Settings, version: str, instance: str) -> None:
     """Record the champion version this instance's workers resolved through the registry."""
     body = json.dumps({"version": version, "instance": instance})
     try:
-        _write_atomic(_pointer_path(settings), lambda p: p.write_text(body))
+        _write_atomic(champion_pointer_path(settings), lambda p: p.write_text(body))
     except OSError:
         logger.warning("could not note the champion version", exc_info=True)
 
@@ -113,7 +113,7 @@ def noted_champion(settings: Settings, instance: str) -> str | None:
     never served stale.
     """
     try:
-        noted = json.loads(_pointer_path(settings).read_text())
+        noted = json.loads(champion_pointer_path(settings).read_text())
         version = str(noted["version"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from conftest import ADMIN_KEY, ServiceProcess, headers
 from npsrisk.settings import load_settings
+from serving.state import champion_pointer_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -154,7 +155,7 @@ def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_or_sklearn(
     import sys
 
     process, copy = ops
-    pointer = next(copy.serving_cache_path.glob("champion-*.json"))
+    pointer = champion_pointer_path(copy)  # the copy also holds the original home's
     noted = json.loads(pointer.read_text())
     arbiter = psutil.Process(process.process.pid)
     assert noted["instance"].endswith(f"-{arbiter.pid}-{int(arbiter.create_time())}")

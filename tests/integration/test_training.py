@@ -22,9 +22,17 @@ def client(trained):
     return MlflowClient(settings.tracking_uri, settings.registry_uri)
 
 
+def _load_dict(client: MlflowClient, run_id: str, path: str, tmp_path: Path) -> dict:
+    """A run's JSON artifact through this test's client: the global tracking URI may name
+    another test's store by the time this runs."""
+    return json.loads(Path(client.download_artifacts(run_id, path, str(tmp_path))).read_text())
+
+
 @pytest.fixture(scope="module")
 def champion(trained, client):
     settings, _ = trained
+    mlflow.set_tracking_uri(settings.tracking_uri)  # a test before may have moved them
+    mlflow.set_registry_uri(settings.registry_uri)
     return mlflow.pyfunc.load_model(f"models:/{settings.registry.model_name}@champion")
 
 
@@ -37,7 +45,7 @@ def recent(trained, champion, demo_tables):
     return bundle.features_for(demo_tables, pairs)
 
 
-def test_first_run_registers_a_champion_with_lineage(trained, client):
+def test_first_run_registers_a_champion_with_lineage(trained, client, tmp_path):
     settings, result = trained
     assert result.promoted and result.reasons == ["there is no champion yet"]
     version = client.get_model_version_by_alias(settings.registry.model_name, "champion")
@@ -46,7 +54,7 @@ def test_first_run_registers_a_champion_with_lineage(trained, client):
     run = client.get_run(result.run_id)
     assert run.data.params["horizon_days"] == "90"
     assert run.data.params["split_strategy"] == "temporal"
-    lineage = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/lineage.json")
+    lineage = _load_dict(client, result.run_id, "lineage.json", tmp_path)
     assert set(lineage["tables"]) == {
         "customers",
         "usage",
@@ -58,7 +66,7 @@ def test_first_run_registers_a_champion_with_lineage(trained, client):
     for table in lineage["tables"].values():
         assert len(table["sha256"]) == 64 and table["rows_kept"] > 0
     assert lineage["valid_as_of"] and max(lineage["train_as_of"]) < min(lineage["valid_as_of"])
-    features = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/features.json")
+    features = _load_dict(client, result.run_id, "features.json", tmp_path)
     assert "tickets_open" in features["features"] and "plan_tier" in features["categorical"]
     # Artifacts live under the project home, never in ./mlruns.
     assert run.info.artifact_uri.startswith(settings.artifacts_path.as_uri())
@@ -204,10 +212,19 @@ def test_artifacts_and_model_hold_no_personal_data(trained, demo_data, tmp_path)
     secrets = set(customers["contact_email"].head(300)) | set(customers["contact_phone"].head(300))
     secrets |= set(customers["contact_name"].head(300))
     run_files = Path(
-        mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(tmp_path / "run"))
+        mlflow.artifacts.download_artifacts(
+            run_id=result.run_id, dst_path=str(tmp_path / "run"), tracking_uri=settings.tracking_uri
+        )
     )
     model_uri = f"models:/{settings.registry.model_name}/{result.model_version}"
-    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model")))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            model_uri,
+            dst_path=str(tmp_path / "model"),
+            tracking_uri=settings.tracking_uri,
+            registry_uri=settings.registry_uri,
+        )
+    )
     files = [p for root in (run_files, local) for p in root.rglob("*") if p.is_file()]
     assert any(p.name == "python_model.pkl" for p in files)
     blob = b"".join(p.read_bytes() for p in files)
@@ -383,7 +400,7 @@ def test_the_text_features_choice_is_made_on_the_inner_windows_and_logged(
         assert run.data.metrics[f"text_selection.{head}_delta"] == pytest.approx(delta)
         if delta < -settings.text.selection_tolerance:
             assert decision == "dropped"
-    features = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/features.json")
+    features = _load_dict(client, result.run_id, "features.json", tmp_path)
     has_text = any(name.startswith("text_") for name in features["features"])
     assert has_text == (decision == "kept")
     assert run.data.params["text_features"] == str(decision == "kept")
