@@ -10,66 +10,14 @@ from typing import Annotated
 
 import typer
 import yaml
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from npsrisk import console as out
 from npsrisk.cli_act import register as _register_act
 from npsrisk.cli_act import register_review as _register_review
 from npsrisk.settings import ConfigError, Settings, load_settings
+from npsrisk.typer_plain import PlainTyper
 
-
-class _Flag(TyperOption):
-    """A flag takes no value: its help shows no ``<bool>`` type."""
-
-    def display_type_rich(self, ctx) -> str | None:
-        return None
-
-
-class _Argument(TyperArgument):
-    """An argument reads ``DATA`` / ``[DATA]`` in the usage line, not ``{data}``."""
-
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or self.name.upper()
-
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw
-        return name if self.required else f"[{name}]"
-
-
-def _plain_help(params: list) -> list:
-    for param in params:
-        if isinstance(param, TyperOption) and param.is_flag and param.is_bool_flag:
-            param.__class__ = _Flag
-        elif isinstance(param, TyperArgument):
-            param.__class__ = _Argument
-    return params
-
-
-class _Command(TyperCommand):
-    def get_params(self, ctx) -> list:
-        return _plain_help(super().get_params(ctx))
-
-
-class _Group(TyperGroup):
-    command_class = _Command
-
-    def get_params(self, ctx) -> list:
-        return _plain_help(super().get_params(ctx))
-
-
-class _Typer(typer.Typer):
-    """Typer whose groups and commands print plain help (see ``_plain_help``)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(cls=_Group, **kwargs)
-
-    def command(self, *args, **kwargs):
-        kwargs.setdefault("cls", _Command)
-        return super().command(*args, **kwargs)
-
-
-app = _Typer(
+app = PlainTyper(
     name="npsrisk",
     help="Predict next NPS and churn risk per customer, explain it, and act before the survey.",
     no_args_is_help=True,
@@ -606,8 +554,10 @@ def serve(
     raise typer.Exit(server.wait())
 
 
-text_app = _Typer(help="Text analytics: the satisfaction model and themes.", no_args_is_help=True)
-report_app = _Typer(help="Reports for people.", no_args_is_help=True)
+text_app = PlainTyper(
+    help="Text analytics: the satisfaction model and themes.", no_args_is_help=True
+)
+report_app = PlainTyper(help="Reports for people.", no_args_is_help=True)
 app.add_typer(text_app, name="text")
 app.add_typer(report_app, name="report")
 
@@ -739,8 +689,8 @@ def _empty_comments():
     )
 
 
-db_app = typer.Typer(help="The database: alert outbox and interventions.", no_args_is_help=True)
-alerts_app = typer.Typer(
+db_app = PlainTyper(help="The database: alert outbox and interventions.", no_args_is_help=True)
+alerts_app = PlainTyper(
     help="Alerts: list pending, sent and dead ones (the default), deliver, redeliver."
 )
 app.add_typer(db_app, name="db")
@@ -877,7 +827,7 @@ def alerts_redeliver(
     out.console.print(f"queued {queued} deliveries again; `npsrisk alerts deliver` sends them")
 
 
-monitor_app = typer.Typer(
+monitor_app = PlainTyper(
     help="Monitoring: drift and performance against the serving model's reference.",
     no_args_is_help=True,
 )

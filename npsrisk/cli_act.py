@@ -12,6 +12,7 @@ import typer
 
 from npsrisk import console as out
 from npsrisk.settings import ConfigError, Settings, load_settings
+from npsrisk.typer_plain import PlainTyper
 
 SegmentOption = Annotated[
     list[str] | None,
@@ -118,7 +119,7 @@ def _sync_owners(acting, data: Path) -> int:
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the `npsrisk` app."""
-    interventions_app = typer.Typer(
+    interventions_app = PlainTyper(
         help="The closed loop: list, move and reassign interventions.", no_args_is_help=True
     )
     app.add_typer(interventions_app, name="interventions")

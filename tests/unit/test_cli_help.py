@@ -6,10 +6,18 @@ from typer.testing import CliRunner
 from npsrisk.cli import app
 
 
-@pytest.mark.parametrize(
-    "args",
-    [[], ["demo-data"], ["validate"], ["score"], ["evaluate"], ["report", "themes"], ["text"]],
-)
+def _every_command(group, path=()) -> list[list[str]]:
+    """The path of every group and command of the app, the app itself first."""
+    import typer.main
+
+    click_group = typer.main.get_command(group) if not path else group
+    paths = [list(path)]
+    for name, command in getattr(click_group, "commands", {}).items():
+        paths += _every_command(command, (*path, name))
+    return paths
+
+
+@pytest.mark.parametrize("args", _every_command(app), ids=lambda a: " ".join(a) or "npsrisk")
 def test_help_shows_no_bool_type_on_flags_and_plain_argument_names(args):
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
