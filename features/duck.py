@@ -394,23 +394,27 @@ def attach_text_signals_duckdb(tables: DuckTables, scorer) -> None:
         return
     raw = tables.raw
     raw.execute(f'DROP TABLE IF EXISTS "{TEXT_SIGNALS}"')
-    created = False
-    for table in ("chats", "tickets"):
-        if table not in tables.checked:
-            continue
-        reader = tables.good(table).to_pyarrow_batches(chunk_size=BATCH_ROWS)
-        for batch in reader:
-            signals = scorer.signals({table: batch.to_pandas()})
-            tables.capped_messages += int(signals.attrs.get("capped_messages", 0))
-            if not len(signals):
+    # The signals are written through a cursor of their own: a statement run on the
+    # connection that streams the texts ends that stream, and every batch after the first
+    # was silently lost (exports with more than BATCH_ROWS messages lost most of their texts).
+    writer, target, created = raw.cursor(), f'"{TEXT_SIGNALS}"', False
+    try:
+        for table in ("chats", "tickets"):
+            if table not in tables.checked:
                 continue
-            raw.register("_signals", pa.Table.from_pandas(signals, preserve_index=False))
-            if created:
-                raw.execute(f'INSERT INTO "{TEXT_SIGNALS}" BY NAME SELECT * FROM _signals')
-            else:
-                raw.execute(f'CREATE TABLE "{TEXT_SIGNALS}" AS SELECT * FROM _signals')
+            reader = tables.good(table).to_pyarrow_batches(chunk_size=BATCH_ROWS)
+            for batch in reader:
+                signals = scorer.signals({table: batch.to_pandas()})
+                tables.capped_messages += int(signals.attrs.get("capped_messages", 0))
+                if not len(signals):
+                    continue
+                writer.register("_signals", pa.Table.from_pandas(signals, preserve_index=False))
+                into = f"INSERT INTO {target} BY NAME" if created else f"CREATE TABLE {target} AS"
+                writer.execute(f"{into} SELECT * FROM _signals")
                 created = True
-            raw.unregister("_signals")
+                writer.unregister("_signals")
+    finally:
+        writer.close()
     if created:
         tables.derived[TEXT_SIGNALS] = TEXT_SIGNALS
 

@@ -15,7 +15,7 @@ from demo.generator import DemoConfig, generate_demo, write_demo
 from features.build import build_features, plan_features
 from features.duck import build_features_duckdb, validate_duckdb
 from features.loading import load_tables
-from features.validation import validate_tables
+from features.validation import ValidatedTables, validate_tables
 from npsrisk.settings import load_settings
 from training.snapshots import active_customers
 
@@ -73,6 +73,41 @@ def test_features_equal_the_in_memory_build(both):
     expected = build_features(in_memory, pairs, plan)
     got = build_features_duckdb(on_duckdb, pairs, plan)
     assert len(got) == len(expected) > 100
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-9, atol=1e-12)
+
+
+def test_text_features_equal_the_in_memory_build_when_texts_span_many_batches(
+    both, export, monkeypatch
+):
+    """The texts are streamed a batch at a time: every batch must reach the features (a
+    write on the streaming connection once ended the stream after the first)."""
+    import features.duck as duck
+    from features.build import attach_text_signals
+    from features.duck import attach_text_signals_duckdb
+    from text_analytics.sentiment import SatisfactionModel
+    from text_analytics.signals import TextScorer
+    from text_analytics.themes import load_taxonomy
+
+    tables, _ = both
+    in_memory = ValidatedTables(dict(tables.frames), tables.quarantine, tables.report)
+    nps = in_memory.frames["nps_responses"]
+    scorer = TextScorer(SatisfactionModel().fit(nps["comment"], nps["score"]), load_taxonomy())
+    attach_text_signals(in_memory, scorer)
+    settings = load_settings()
+    plan, _ = plan_features(in_memory, settings.features, settings.data, scorer.labels)
+    assert plan.text_themes
+    monkeypatch.setattr(duck, "BATCH_ROWS", 97)  # the chats and tickets span many batches
+    on_duckdb = validate_duckdb(export)
+    try:
+        attach_text_signals_duckdb(on_duckdb, scorer)
+        pairs = pd.DataFrame(
+            {"customer_id": active_customers(in_memory, AS_OF[1]), "as_of": AS_OF[1]}
+        )
+        expected = build_features(in_memory, pairs, plan)
+        got = build_features_duckdb(on_duckdb, pairs, plan)
+    finally:
+        on_duckdb.close()
+    assert expected["text_messages_90d"].sum() > 10 * 97
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-9, atol=1e-12)
 
 
