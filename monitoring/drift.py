@@ -106,14 +106,22 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def numeric_drift(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float, float]:
+def numeric_drift(
+    ref_sorted: np.ndarray, cur_sorted: np.ndarray, ref_weights: np.ndarray | None = None
+) -> tuple[float, float]:
     """(normed Wasserstein, KS p-value) of two *sorted* samples from one pass over their
     pooled values: both measures are functions of the two empirical CDFs' difference.
 
     The p-value is the Kolmogorov limit with Stephens' small-sample correction: at the
     sizes compared here (``min_segment_rows`` and up) it matches scipy's exact-n
     ``ks_2samp(method="asymp")`` closely, at a fraction of the cost (tested).
+
+    ``ref_weights`` (aligned with ``ref_sorted``) reweight the reference: its CDF and
+    standard deviation are weighted, and its size is the effective (Kish) size.
     """
+    if ref_weights is not None:
+        keep = ref_weights > 0
+        ref_sorted, ref_weights = ref_sorted[keep], ref_weights[keep]
     n, m = len(ref_sorted), len(cur_sorted)
     if n == 0 or m == 0:
         return float("nan"), float("nan")
@@ -121,19 +129,69 @@ def numeric_drift(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[float
     pooled.sort(kind="stable")  # two sorted runs: a merge
     if pooled[0] == pooled[-1]:
         return 0.0, 1.0
-    gap = np.abs(
-        np.searchsorted(ref_sorted, pooled, side="right") / n
-        - np.searchsorted(cur_sorted, pooled, side="right") / m
-    )
-    norm = max(float(np.std(ref_sorted)), 0.001)
-    wasserstein = float(np.dot(gap[:-1], np.diff(pooled))) / norm
+    at = np.searchsorted(ref_sorted, pooled, side="right")
+    if ref_weights is None:
+        ref_cdf, std = at / n, float(np.std(ref_sorted))
+    else:
+        total = float(ref_weights.sum())
+        ref_cdf = np.concatenate([[0.0], np.cumsum(ref_weights)])[at] / total
+        mean = float(np.dot(ref_weights, ref_sorted)) / total
+        std = float(np.sqrt(np.dot(ref_weights, (ref_sorted - mean) ** 2) / total))
+        n = effective_size(ref_weights)
+    gap = np.abs(ref_cdf - np.searchsorted(cur_sorted, pooled, side="right") / m)
+    wasserstein = float(np.dot(gap[:-1], np.diff(pooled))) / max(std, 0.001)
     root = np.sqrt(n * m / (n + m))
     p = float(special.kolmogorov((root + 0.12 + 0.11 / root) * gap.max()))
     return wasserstein, min(max(p, 0.0), 1.0)
 
 
-def _categorical_drift(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
-    """(Jensen-Shannon distance, chi-square p-value) of two count vectors over one key set."""
+def effective_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size of weighted rows: (sum w)^2 / sum w^2."""
+    squares = float(np.dot(weights, weights))
+    return float(weights.sum()) ** 2 / squares if squares > 0 else 0.0
+
+
+def matching_weights(
+    ref_by: np.ndarray, cur_by: np.ndarray, ref_code: np.ndarray, cur_code: np.ndarray, bins: int
+) -> np.ndarray:
+    """Weights over the reference rows that give each segment value the current window's
+    mix of ``by`` (tenure): within a value, pooled quantile bins of ``by``, each reference
+    row weighted by (current share of its bin) / (reference share). Reference bins the
+    current window has no rows in get weight 0; a row with ``by`` missing keeps weight 1.
+
+    Tenure moves with the calendar: a company that stops or speeds signing up changes the
+    tenure mix of every segment, and with it every count limited by tenure (a customer of
+    two months has no 90 days of tickets). Matched on tenure, a segment moves only when its
+    customers behave differently from customers of the same tenure before.
+    """
+    weights = np.ones(len(ref_by))
+    for k in np.unique(ref_code):
+        r_rows = np.flatnonzero((ref_code == k) & ~np.isnan(ref_by))
+        c_vals = cur_by[(cur_code == k) & ~np.isnan(cur_by)]
+        if len(r_rows) == 0 or len(c_vals) == 0:
+            continue
+        r_vals = ref_by[r_rows]
+        pooled = np.concatenate([r_vals, c_vals])
+        edges = np.unique(np.quantile(pooled, np.linspace(0, 1, bins + 1)))
+        if len(edges) < 3:
+            continue
+        inner = edges[1:-1]
+        r_bin = np.searchsorted(inner, r_vals, side="right")
+        c_bin = np.searchsorted(inner, c_vals, side="right")
+        r_share = np.bincount(r_bin, minlength=len(edges) - 1) / len(r_vals)
+        c_share = np.bincount(c_bin, minlength=len(edges) - 1) / len(c_vals)
+        ratio = np.divide(c_share, r_share, out=np.zeros_like(c_share), where=r_share > 0)
+        weights[r_rows] = ratio[r_bin]
+    return weights
+
+
+def _categorical_drift(
+    ref_counts: np.ndarray, cur_counts: np.ndarray, ref_size: float | None = None
+) -> tuple[float, float]:
+    """(Jensen-Shannon distance, chi-square p-value) of two count vectors over one key set;
+    weighted reference counts are scaled to their effective size ``ref_size`` first."""
+    if ref_size is not None and ref_counts.sum() > 0:
+        ref_counts = ref_counts * (ref_size / ref_counts.sum())
     present = (ref_counts + cur_counts) > 0
     ref_counts, cur_counts = ref_counts[present], cur_counts[present]
     effect = float(
@@ -154,9 +212,17 @@ def segment_drift(
     alpha: float,
     num_threshold: float,
     cat_threshold: float,
+    match_on: str | None = None,
+    match_bins: int = 20,
+    calm_period: str | None = None,
 ) -> pd.DataFrame:
     """Every column in every segment present in both windows with ``min_rows`` rows each:
     sizes, effect, p-value, BH q-value over all these tests, and whether it moved.
+
+    With ``match_on`` (tenure), each segment's reference is first reweighted to the current
+    window's mix of that column (``matching_weights``). With ``calm_period`` (the as-of
+    date), a column moves only by more than the reference's periods differ among themselves
+    (``calm_effects``).
 
     Hundreds of tests on 100k-row windows: each numeric column is sorted once per window and
     each segment's values are picked from that order (no sort per test), categorical counts
@@ -172,8 +238,17 @@ def segment_drift(
         n_ref = np.bincount(ref_code, minlength=len(labels))
         n_cur = np.bincount(cur_code, minlength=len(labels))
         values = [k for k in range(len(labels)) if n_ref[k] >= min_rows and n_cur[k] >= min_rows]
+        weights = None
+        if values and match_on and match_on in reference and match_on in current:
+            weights = matching_weights(
+                pd.to_numeric(reference[match_on], errors="coerce").to_numpy(dtype=float),
+                pd.to_numeric(current[match_on], errors="coerce").to_numpy(dtype=float),
+                ref_code,
+                cur_code,
+                match_bins,
+            )
         if values:
-            segments.append((seg, labels, ref_code, cur_code, n_ref, n_cur, values))
+            segments.append((seg, labels, ref_code, cur_code, n_ref, n_cur, values, weights))
     rows = []
     for position, column in enumerate(columns):
         if column not in current or not any(column != s[0] for s in segments):
@@ -183,10 +258,10 @@ def segment_drift(
             tests = _categorical_by_segment(reference[column], current[column])
         else:
             tests = _numeric_by_segment(reference[column], current[column])
-        for seg, labels, ref_code, cur_code, n_ref, n_cur, values in segments:
+        for seg, labels, ref_code, cur_code, n_ref, n_cur, values, weights in segments:
             if column == seg:
                 continue
-            for k, effect, p in tests(ref_code, cur_code, values, min_rows):
+            for k, effect, p in tests(ref_code, cur_code, values, min_rows, weights):
                 rows.append(
                     {
                         "segment": seg,
@@ -210,7 +285,47 @@ def segment_drift(
     )  # fmt: skip
     frame["q_value"] = benjamini_hochberg(frame["p_value"].to_numpy())
     frame["moved"] = (frame["q_value"] < alpha) & (frame["effect"] >= frame["threshold"])
+    frame["calm_effect"] = np.nan
+    if calm_period and calm_period in reference and frame["moved"].any():
+        frame = calm_effects(frame, reference, categorical, calm_period, min_rows)
     return frame
+
+
+def calm_effects(
+    tests: pd.DataFrame,
+    reference: pd.DataFrame,
+    categorical: set[str],
+    period: str,
+    min_rows: int,
+) -> pd.DataFrame:
+    """For each test that moved: the largest effect between one reference period and the
+    other reference periods, in that segment and column, and ``moved`` only when the current
+    window's effect exceeds it.
+
+    The reference spans several as-of dates of a calm stretch the model was validated on.
+    What differs between them is the calendar, not the customers: with weekly usage, a
+    30-day window holds four or five weeks depending on the date, and the counts in it move
+    by a fifth. The current window must move by more than that to count.
+    """
+    tests = tests.copy()
+    periods = reference[period].to_numpy()
+    if len(np.unique(periods)) < 2:
+        return tests
+    for i in np.flatnonzero(tests["moved"].to_numpy()):
+        row = tests.iloc[i]
+        in_segment = (reference[row["segment"]].astype(str) == row["value"]).to_numpy()
+        is_cat = row["column"] in categorical
+        values = reference[row["column"]]
+        calm = 0.0
+        for p in np.unique(periods[in_segment]):
+            one = in_segment & (periods == p)
+            rest = in_segment & (periods != p)
+            a, b = _clean(values[one], is_cat), _clean(values[rest], is_cat)
+            if len(a) >= min_rows // 2 and len(b) >= min_rows // 2:
+                calm = max(calm, effect_size(b, a, is_cat))
+        tests.iat[i, tests.columns.get_loc("calm_effect")] = calm
+    tests["moved"] = tests["moved"] & ~(tests["effect"] <= tests["calm_effect"])
+    return tests
 
 
 def _numeric_by_segment(ref: pd.Series, cur: pd.Series):
@@ -219,13 +334,16 @@ def _numeric_by_segment(ref: pd.Series, cur: pd.Series):
     r_order, r_all = _ascending(ref)
     c_order, c_all = _ascending(cur)
 
-    def tests(ref_code, cur_code, values, min_rows):
+    def tests(ref_code, cur_code, values, min_rows, weights=None):
         r_code, c_code = ref_code[r_order], cur_code[c_order]
+        r_weights = None if weights is None else weights[r_order]
         for k in values:
             r, c = r_all[r_code == k], c_all[c_code == k]  # still sorted
-            if len(r) < min_rows // 2 or len(c) < min_rows // 2:
+            w = None if r_weights is None else r_weights[r_code == k]
+            size = len(r) if w is None else effective_size(w)
+            if size < min_rows // 2 or len(c) < min_rows // 2:
                 continue
-            yield (k, *numeric_drift(r, c))
+            yield (k, *numeric_drift(r, c, w))
 
     return tests
 
@@ -248,14 +366,17 @@ def _categorical_by_segment(ref: pd.Series, cur: pd.Series):
     )
     r_key, c_key = inverse[: int(r_ok.sum())], inverse[int(r_ok.sum()) :]
 
-    def tests(ref_code, cur_code, values, min_rows):
+    def tests(ref_code, cur_code, values, min_rows, weights=None):
         r_seg, c_seg = ref_code[r_ok], cur_code[c_ok]
+        r_weights = None if weights is None else weights[r_ok]
         for k in values:
-            r = np.bincount(r_key[r_seg == k], minlength=len(keys)).astype(float)
+            w = None if r_weights is None else r_weights[r_seg == k]
+            r = np.bincount(r_key[r_seg == k], weights=w, minlength=len(keys)).astype(float)
             c = np.bincount(c_key[c_seg == k], minlength=len(keys)).astype(float)
-            if r.sum() < min_rows // 2 or c.sum() < min_rows // 2:
+            size = r.sum() if w is None else effective_size(w)
+            if size < min_rows // 2 or c.sum() < min_rows // 2:
                 continue
-            yield (k, *_categorical_drift(r, c))
+            yield (k, *_categorical_drift(r, c, None if w is None else size))
 
     return tests
 

@@ -120,6 +120,9 @@ def run_drift(
         m.fdr_alpha,
         m.numerical_threshold,
         m.categorical_threshold,
+        m.segment_match_on,
+        m.segment_match_bins,
+        "as_of" if m.segment_calm_baseline else None,
     )
     missing_segments = [s for s in m.segment_columns if s not in ref or s not in cur]
     if missing_segments and window.has_features:
@@ -175,7 +178,9 @@ def _headline(verdict, columns: list[ColumnDrift]) -> str:
         return f"{verdict.share_drifted:.0%} of features drifted; no segment moved"
     if verdict.segments_moved:
         top = verdict.segments_moved[0]
-        return f"segment {top['segment']}={top['value']} moved; " + verdict.reasons[0]
+        lead = f"segment {top['segment']}={top['value']} moved"
+        first = verdict.reasons[0]
+        return first if first.startswith(lead) else f"{lead}; {first}"
     return verdict.reasons[0]
 
 

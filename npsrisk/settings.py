@@ -486,6 +486,7 @@ class MonitoringSettings(_Section):
             "nps_responses",
             "*_days_since_active",
             "usage_*_trend",
+            "usage_*_drop",  # a flag on the trend
         ],
         description="Features (names or shell patterns) that move with the calendar: "
         "reported, never raising the verdict.",
@@ -493,6 +494,20 @@ class MonitoringSettings(_Section):
     segment_columns: list[str] = Field(
         default=["plan_tier", "region", "tenure_band"],
         description="Segments compared one by one, so a drift confined to one is named.",
+    )
+    segment_match_on: str | None = Field(
+        "tenure_days",
+        description="Each segment's reference is reweighted to the current window's mix of "
+        "this column before its tests (tenure moves with the calendar and limits every "
+        "windowed count); null compares the raw windows.",
+    )
+    segment_calm_baseline: bool = Field(
+        True,
+        description="A segment's column moves only by more than the reference's own periods "
+        "move among themselves (each period against the others).",
+    )
+    segment_match_bins: int = Field(
+        20, ge=2, le=200, description="Quantile bins of segment_match_on for that reweighting."
     )
     min_segment_rows: int = Field(
         200, ge=10, description="Smallest segment (in both windows) that is compared."

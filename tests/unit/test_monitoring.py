@@ -391,3 +391,83 @@ def test_the_fast_segment_measures_equal_scipys_per_pair():
         c = c.astype(str).to_numpy() if cat else c.to_numpy(float)
         assert row.effect == pytest.approx(effect_size(r, c, cat), rel=1e-9)
         assert row.p_value == pytest.approx(p_value(r, c, cat), abs=0.01 if not cat else 1e-9)
+
+
+def _tenure_world(n: int, seed: int, youngest: float, extra_tickets: float = 0.0):
+    """Customers whose 90-day ticket count is limited by their tenure (a customer of a month
+    had a month to file tickets), youngest tenure ``youngest`` days."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.uniform(youngest, 1000, n)
+    frame = pd.DataFrame({"tenure_days": tenure, "usage": rng.normal(10, 2, n)})
+    frame["tickets_90d"] = rng.poisson(4.0 * np.minimum(tenure, 90) / 90).astype(float)
+    frame["band"] = np.where(tenure < 180, "0-6 months", "older")
+    young = frame["band"] == "0-6 months"
+    frame.loc[young, "tickets_90d"] += rng.poisson(extra_tickets, int(young.sum()))
+    return frame
+
+
+def _band_tests(ref, cur, match_on):
+    columns = ["tickets_90d", "usage"]
+    return segment_drift(ref, cur, columns, set(), ["band"], 200, 0.01, 0.1, 0.1, match_on)
+
+
+def test_a_segment_whose_tenure_mix_moved_is_compared_like_for_like():
+    """A company that stopped signing up: its youngest band has no customers under 100
+    days, so their tenure-limited counts are higher, though nobody behaves differently. Raw,
+    the band moves; matched on tenure, it stays calm, and a real change there still shows."""
+    ref = _tenure_world(40_000, 1, youngest=0)
+    cur = _tenure_world(40_000, 2, youngest=100)
+    young = lambda s: s[(s["value"] == "0-6 months") & (s["column"] == "tickets_90d")].iloc[0]  # noqa: E731
+    assert young(_band_tests(ref, cur, None))["moved"]  # the false alarm matching removes
+    matched = _band_tests(ref, cur, "tenure_days")
+    assert not matched["moved"].any(), matched
+    assert young(matched)["effect"] < 0.05
+    changed = _band_tests(
+        ref, _tenure_world(40_000, 3, youngest=100, extra_tickets=1.0), "tenure_days"
+    )
+    assert young(changed)["moved"]
+    assert not changed[changed["value"] == "older"]["moved"].any()
+
+
+def test_weights_of_one_give_the_unweighted_measures():
+    from monitoring.drift import effective_size, numeric_drift
+
+    rng = np.random.default_rng(3)
+    r, c = np.sort(rng.normal(size=800)), np.sort(rng.normal(0.2, 1, size=900))
+    assert numeric_drift(r, c, np.ones(len(r))) == pytest.approx(numeric_drift(r, c))
+    assert effective_size(np.ones(10)) == pytest.approx(10)
+    assert effective_size(np.array([1.0, 0.0, 0.0, 0.0])) == pytest.approx(1)
+
+
+def _periods_world(seed: int, levels: list[float], n: int = 30_000) -> pd.DataFrame:
+    """Weekly usage summed over 30 days: a date whose window holds five weeks, not four,
+    shows a fifth more, for everyone."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, level in enumerate(levels):
+        part = pd.DataFrame({"region": rng.choice(["na", "emea"], n // len(levels))})
+        part["usage_30d"] = rng.gamma(4.0, level / 4.0, len(part))
+        part["as_of"] = pd.Timestamp("2025-07-31") + pd.DateOffset(months=k)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_a_move_no_larger_than_between_the_references_own_dates_stays_calm():
+    ref = _periods_world(1, [4.0, 5.0, 4.0])  # the middle date's window held five weeks
+    calm = _periods_world(2, [4.0])  # a four-week date: below the reference's mix
+    hit = _periods_world(3, [4.0]).assign(
+        usage_30d=lambda f: f["usage_30d"] * np.where(f["region"] == "emea", 0.5, 1.0)
+    )
+
+    def tests(cur, calm_period):
+        return segment_drift(
+            ref, cur, ["usage_30d"], set(), ["region"], 200, 0.01, 0.1, 0.1, None, 20, calm_period
+        )
+
+    raw = tests(calm, None)
+    assert raw["moved"].all()  # four weeks against a mix of four and five: a false alarm
+    against_calm = tests(calm, "as_of")
+    assert not against_calm["moved"].any()
+    assert (against_calm["calm_effect"] >= against_calm["effect"]).all()
+    moved = tests(hit, "as_of").set_index("value")["moved"]
+    assert moved["emea"] and not moved["na"]
