@@ -215,6 +215,7 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
         tuple(plan.text_themes),
         sizes=dict(plan.sizes),
         history=plan.history,
+        whole_weeks=plan.whole_weeks,
         intents=tuple(getattr(plan, "text_intents", ())),
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)

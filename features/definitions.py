@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 import ibis
 import ibis.expr.types as ir
 
 from features.catalog import MIN_HISTORY_WEEKS, history_weeks
-from features.plan import text_lookback, text_windows
+from features.plan import text_lookback, text_windows, usage_span
 from npsrisk.settings import FeatureSettings
 
 DAY = 86400
@@ -35,6 +36,7 @@ class FeatureContext:
     # no per-seat or per-MRR rates (and none for plans made before they existed)
     sizes: dict[str, str] | None = None
     history: bool = False  # usage against the customer's own weekly history (plan version 2+)
+    whole_weeks: bool = False  # usage windows cut to whole weeks (plan version 3+)
 
     intents: tuple[str, ...] = ()  # the intent themes among them (own features, no tone filter)
 
@@ -96,15 +98,17 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
         per_metric[f"_v_{slug}"] = is_metric.ifelse(value, ibis.null("float64"))
         per_metric[f"_a_{slug}"] = (is_metric & (value > 0)).ifelse(ts, ibis.null("int64"))
     j = _events(spine, usage, "timestamp", lookback, **per_metric)
-    recent = _within(j, s.trend_recent_days)
-    prior = ~recent & _within(j, s.trend_recent_days + s.trend_prior_days)
+    span = partial(usage_span, whole_weeks=ctx.whole_weeks)
+    recent_days, prior_days = span(s.trend_recent_days), span(s.trend_prior_days)
+    recent = _within(j, recent_days)
+    prior = ~recent & _within(j, recent_days + prior_days)
     aggs: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
         v = j[f"_v_{slug}"]
         for w in s.windows_days:
-            aggs[f"usage_{slug}_{w}d"] = v.sum(where=_within(j, w)) / w
-        aggs[f"_recent_{slug}"] = v.sum(where=recent) / s.trend_recent_days
-        aggs[f"_prior_{slug}"] = v.sum(where=prior) / s.trend_prior_days
+            aggs[f"usage_{slug}_{w}d"] = v.sum(where=_within(j, span(w))) / span(w)
+        aggs[f"_recent_{slug}"] = v.sum(where=recent) / recent_days
+        aggs[f"_prior_{slug}"] = v.sum(where=prior) / prior_days
         aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
     if ctx.history:

@@ -13,6 +13,14 @@ from features.attributes import AttributeSchema
 from npsrisk.settings import FeatureSettings
 
 
+def usage_span(days: int, whole_weeks: bool) -> int:
+    """The days a usage window covers: ``days``, or (plan version 3 on) ``days`` cut to whole
+    weeks. Any run of 7k days holds each weekday k times, so a weekly export puts the same
+    number of values in the window whatever the weekday of the as-of date; a 30-day window
+    held four or five, and its level moved by a fifth with the date alone."""
+    return max(1, days // 7) * 7 if whole_weeks else days
+
+
 def text_windows(settings: FeatureSettings) -> tuple[int, int]:
     """The short and long text windows: the trend's recent period and the longest window."""
     return settings.trend_recent_days, max(settings.windows_days)
@@ -33,7 +41,8 @@ def intent_feature_names(settings: FeatureSettings, intents: tuple[str, ...] | l
     ]
 
 
-PLAN_VERSION = 2  # 2: own-history and size-rate features; plans saved before load as 1
+PLAN_VERSION = 3  # 2: own-history and size-rate features; 3: usage windows in whole weeks
+# (plans saved before version 2 load as 1)
 
 
 @dataclass
@@ -51,6 +60,11 @@ class FeaturePlan:
     sizes: dict[str, str] = field(default_factory=dict)
     # 1: the features before own-history and size rates (models trained then keep their set)
     version: int = PLAN_VERSION
+
+    @property
+    def whole_weeks(self) -> bool:
+        """Usage windows and trend periods cut to whole weeks (plan version 3 on)."""
+        return self.version >= 3
 
     @property
     def history(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from features.attributes import static_attributes
 from features.build import FeaturePlan, make_spine
 from features.catalog import MIN_HISTORY_WEEKS, history_weeks
 from features.definitions import DAY, HIGH_PRIORITIES, KEYS
+from features.plan import usage_span
 from features.validation import ValidatedTables
 
 # Written from the documented semantics, without Ibis, DuckDB or SQL:
@@ -112,6 +114,8 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
+    span = partial(usage_span, whole_weeks=plan.whole_weeks)
+    recent_days, prior_days = span(s.trend_recent_days), span(s.trend_prior_days)
     slugs = list(plan.metrics)
     slug_of = {label: i for i, labels in enumerate(plan.metrics.values()) for label in labels}
     slug = usage["metric"].astype(object).map(slug_of).fillna(-1).to_numpy(dtype=int)
@@ -119,11 +123,14 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
     parts = []
     for j in _joined(spine, usage, "timestamp", lookback, columns, keep=slug >= 0):
         cutoff, ts, value = (j[c].to_numpy() for c in ("_cutoff", "_ts", "value"))
-        recent = ts >= cutoff - s.trend_recent_days * DAY
-        prior = ~recent & (ts >= cutoff - (s.trend_recent_days + s.trend_prior_days) * DAY)
+        recent = ts >= cutoff - recent_days * DAY
+        prior = ~recent & (ts >= cutoff - (recent_days + prior_days) * DAY)
         sums = pd.DataFrame(
             {
-                **{f"w{w}": np.where(ts >= cutoff - w * DAY, value, 0.0) for w in s.windows_days},
+                **{
+                    f"w{w}": np.where(ts >= cutoff - span(w) * DAY, value, 0.0)
+                    for w in s.windows_days
+                },
                 "recent": np.where(recent, value, 0.0),
                 "prior": np.where(prior, value, 0.0),
                 "last": np.where(value > 0, ts, np.nan),
@@ -150,9 +157,9 @@ def _usage(spine: pd.DataFrame, usage: pd.DataFrame, plan: FeaturePlan) -> pd.Da
         else:
             m = pd.DataFrame(columns=agg.columns, index=pd.Index([], name="_row"), dtype=float)
         for w in s.windows_days:
-            out[f"usage_{slug}_{w}d"] = m[f"w{w}"] / w
-        recent_level = m["recent"] / s.trend_recent_days
-        prior_level = m["prior"] / s.trend_prior_days
+            out[f"usage_{slug}_{w}d"] = m[f"w{w}"] / span(w)
+        recent_level = m["recent"] / recent_days
+        prior_level = m["prior"] / prior_days
         has_prior = prior_level > 0
         trend = ((recent_level - prior_level) / prior_level).where(has_prior)
         out[f"usage_{slug}_trend"] = trend

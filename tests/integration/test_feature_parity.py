@@ -3,6 +3,7 @@ implementation (features.reference) on demo data, and both agree with hand-compu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +147,8 @@ def _tiny_tables() -> ValidatedTables:
     )
     usage = pd.DataFrame(
         [
-            # A: logins fell from a prior level of 600/60 = 10 a day to 120/30 = 4 (-60%).
+            # A: logins fell from a prior level of 600/56 a day to 120/28 (-60%): the periods
+            # are cut to whole weeks (28 and 56 days).
             ("A", "2024-05-01", "logins", 600.0),
             ("A", "2024-06-15", "logins", 120.0),
             ("A", "2024-06-29", "logins", 0.0),  # zero: not activity
@@ -216,8 +218,8 @@ EXPECTED = {
         "seats": 10.0,
         "plan_tier": "pro",
         "usage_logins_7d": 0.0,
-        "usage_logins_30d": 4.0,
-        "usage_logins_90d": 8.0,  # (600 + 120) / 90
+        "usage_logins_30d": 120 / 28,  # whole weeks: the last 28 days
+        "usage_logins_90d": 720 / 84,  # (600 + 120) over 12 whole weeks
         "usage_logins_trend": -0.6,
         "usage_logins_drop": 1.0,
         "usage_logins_days_since_active": 16.0,
@@ -226,7 +228,7 @@ EXPECTED = {
         # four weeks average 30.
         "usage_logins_vs_history": 0.25,
         "usage_logins_history_z": (30 - 120) / 240,
-        "usage_logins_90d_per_seat": 0.8,  # 8 a day over 10 seats
+        "usage_logins_90d_per_seat": 72 / 84,  # 720 / 84 a day over 10 seats
         "usage_api_calls_90d_per_seat": 0.0,
         "tickets_90d_per_seat": 0.4,
         "chat_conversations_90d_per_seat": 0.2,
@@ -259,7 +261,7 @@ EXPECTED = {
         "tenure_days": 182.0,
         "plan_tier": "starter",
         "usage_api_calls_7d": 0.0,
-        "usage_api_calls_30d": 10.0,
+        "usage_api_calls_30d": 300 / 28,
         "usage_api_calls_trend": np.nan,
         "usage_api_calls_drop": 0.0,
         "usage_api_calls_days_since_active": 21.0,
@@ -354,9 +356,10 @@ def test_ties_on_last_values_are_flagged(tmp_path):
     assert not ambiguous.loc[1].any() and ambiguous.to_numpy().sum() == 2
 
 
-def test_own_history_does_not_move_with_the_weekday_of_a_weekly_export(tmp_path):
-    """Weekly usage rows: the whole-week history features are the same on every as-of date
-    between two rows (the fixed-day windows are not: 30 days hold 4 or 5 weekly rows)."""
+def test_usage_does_not_move_with_the_weekday_of_a_weekly_export(tmp_path):
+    """Weekly usage rows: every usage level, trend, rate and own-history feature is the same
+    on every as-of date between two rows (plan version 3 cuts the windows to whole weeks; a
+    version 2 plan's 30-day windows held 4 or 5 weekly rows and moved with the date)."""
     rng = np.random.default_rng(3)
     mondays = pd.date_range("2024-01-01", "2024-06-24", freq="7D")
     usage = pd.DataFrame(
@@ -373,9 +376,15 @@ def test_own_history_does_not_move_with_the_weekday_of_a_weekly_export(tmp_path)
     plan, _ = plan_features(tables, settings.features, settings.data)
     week = pd.date_range("2024-06-03", "2024-06-09")  # Monday (a row's day) to Sunday
     frame = build_features(tables, pd.DataFrame({"customer_id": "A", "as_of": week}), plan)
-    for column in ("usage_logins_vs_history", "usage_logins_history_z"):
+    usage = [c for c in frame.columns if c.startswith("usage_") and "days_since" not in c]
+    assert {"usage_logins_30d", "usage_logins_90d_per_seat", "usage_logins_trend"} <= set(usage)
+    assert {"usage_logins_vs_history", "usage_logins_history_z"} <= set(usage)
+    for column in usage:
         assert frame[column].notna().all() and frame[column].nunique() == 1, frame[column]
-    assert frame["usage_logins_30d"].nunique() > 1  # why: a fixed-day window does move
+    older = dataclasses.replace(plan, version=2)
+    before = build_features(tables, pd.DataFrame({"customer_id": "A", "as_of": week}), older)
+    assert before["usage_logins_30d"].nunique() > 1  # why: a fixed-day window does move
+    assert before["usage_logins_vs_history"].nunique() == 1  # version 2's own history did not
     reference = build_features_pandas(
         tables, pd.DataFrame({"customer_id": "A", "as_of": week}), plan
     )
