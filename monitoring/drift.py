@@ -387,6 +387,8 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     share_drifted: float = 0.0
     segments_moved: list[dict] = field(default_factory=list)
+    # a single input column moved in a segment, nothing else there: reported, not counted
+    segments_uncorroborated: list[dict] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -398,9 +400,15 @@ def drift_verdict(
     segments: pd.DataFrame,
     drift_share: float,
     by_construction: list[str],
+    min_columns: int = 1,
 ) -> Verdict:
     """Drift when enough features drift, a prediction drifts, or a segment moved; features
-    that drift by construction are reported but never count."""
+    that drift by construction are reported but never count.
+
+    A segment moved when ``min_columns`` of its columns moved, or its predictions did: an
+    incident in a segment moves what the model sees there, and with it what the model says;
+    one input alone among hundreds of column x segment tests, its predictions unmoved, is
+    reported as uncorroborated and does not raise the verdict."""
     features = [c for c in columns if c.kind == "feature" and not c.by_construction]
     drifted = [c for c in features if c.drifted]
     share = len(drifted) / len(features) if features else 0.0
@@ -412,7 +420,7 @@ def drift_verdict(
     for c in columns:
         if c.kind == "prediction" and c.drifted:
             reasons.append(f"prediction {c.column} drifted ({c.method} {c.score:.3f})")
-    moved = []
+    moved, alone = [], []
     if len(segments):
         counted = segments[
             segments["moved"]
@@ -430,10 +438,18 @@ def drift_verdict(
                     "n_current": int(group["n_current"].iloc[0]),
                 }
             )
+        corroborated = [
+            m
+            for m in moved
+            if len(m["columns"]) >= min_columns
+            or any(c in PREDICTION_FEATURES for c in m["columns"])
+        ]
+        alone = [m for m in moved if m not in corroborated]
+        moved = corroborated
         moved.sort(key=lambda m: (-len(m["columns"]), -m["top_effect"]))
         for m in moved[:3]:
             reasons.append(
                 f"segment {m['segment']}={m['value']} moved: {len(m['columns'])} columns, "
                 f"largest {m['columns'][0]} ({m['top_effect']:.3f})"
             )
-    return Verdict(bool(reasons), reasons, share, moved)
+    return Verdict(bool(reasons), reasons, share, moved, alone)

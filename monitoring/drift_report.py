@@ -127,7 +127,15 @@ def run_drift(
     missing_segments = [s for s in m.segment_columns if s not in ref or s not in cur]
     if missing_segments and window.has_features:
         notes.append(f"segments not in both windows: {', '.join(missing_segments)}")
-    verdict = drift_verdict(columns, segments, m.drift_share, by_construction)
+    verdict = drift_verdict(
+        columns, segments, m.drift_share, by_construction, m.segment_min_columns
+    )
+    for one in verdict.segments_uncorroborated:
+        notes.append(
+            f"segment {one['segment']}={one['value']}: only {', '.join(one['columns'])} moved "
+            f"({one['top_effect']:.3f}), its predictions did not; reported, not counted "
+            "(monitoring.segment_min_columns)"
+        )
     ranked = sorted(
         (c for c in columns if c.kind == "feature"), key=lambda c: -np.nan_to_num(c.score)
     )
@@ -145,6 +153,7 @@ def run_drift(
         "by_construction": [c.to_dict() for c in columns if c.by_construction],
         "predictions": [c.to_dict() for c in columns if c.kind == "prediction"],
         "segments_moved": verdict.segments_moved,
+        "segments_uncorroborated": verdict.segments_uncorroborated,
         "segment_tests": len(segments),
         "windows": {"reference": base.describe(), "current": window.describe()},
         "rows": {"reference": len(base.frame), "current": len(window.frame)},

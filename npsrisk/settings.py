@@ -501,6 +501,12 @@ class MonitoringSettings(_Section):
         "this column before its tests (tenure moves with the calendar and limits every "
         "windowed count); null compares the raw windows.",
     )
+    segment_min_columns: int = Field(
+        2,
+        ge=1,
+        description="Columns that must move in a segment (unless its predictions moved) for "
+        "the segment to count as moved; fewer are reported, not counted.",
+    )
     segment_calm_baseline: bool = Field(
         True,
         description="A segment's column moves only by more than the reference's own periods "

@@ -471,3 +471,21 @@ def test_a_move_no_larger_than_between_the_references_own_dates_stays_calm():
     assert (against_calm["calm_effect"] >= against_calm["effect"]).all()
     moved = tests(hit, "as_of").set_index("value")["moved"]
     assert moved["emea"] and not moved["na"]
+
+
+def test_one_input_alone_in_a_segment_is_reported_not_counted():
+    def tests(*moved_columns):
+        rows = [
+            {"segment": "plan_tier", "value": "starter", "column": c, "n_reference": 900,
+             "n_current": 300, "effect": 0.2, "threshold": 0.1, "p_value": 1e-4,
+             "q_value": 0.005, "moved": True}
+            for c in moved_columns
+        ]  # fmt: skip
+        return pd.DataFrame(rows)
+
+    alone = drift_verdict([], tests("usage_api_calls_history_z"), 0.3, [], min_columns=2)
+    assert not alone.drift and not alone.segments_moved
+    assert alone.segments_uncorroborated[0]["columns"] == ["usage_api_calls_history_z"]
+    assert drift_verdict([], tests("usage_logins_30d", "tickets_90d"), 0.3, [], 2).drift
+    assert drift_verdict([], tests("churn_probability"), 0.3, [], 2).drift  # what the model says
+    assert drift_verdict([], tests("usage_api_calls_history_z"), 0.3, [], 1).drift
