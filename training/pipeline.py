@@ -567,7 +567,9 @@ def fit_and_evaluate(
         notes.append(text_choice.note)
         if not text_choice.keep:
             plan = without_text(plan)
-            data = replace(data, plan=plan, text=None)
+            # The text model stays in the bundle: the reviews and the page code themes with it,
+            # though the features no longer use it.
+            data = replace(data, plan=plan)
             frame = frame.drop(columns=[c for c in frame.columns if c.startswith(TEXT_PREFIX)])
         lap("text selection")
 
