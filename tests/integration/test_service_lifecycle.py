@@ -71,6 +71,7 @@ class Hammer:
         self.versions: Counter = Counter()
         self.as_of: Counter = Counter()
         self.predictions = 0
+        self._lock = threading.Lock()  # += from several threads loses counts without it
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
 
@@ -80,14 +81,16 @@ class Hammer:
                 try:
                     r = client.post(self.url + "/predict", json={"customer_ids": self.ids})
                 except httpx.HTTPError as exc:
-                    self.statuses[type(exc).__name__] += 1
+                    with self._lock:
+                        self.statuses[type(exc).__name__] += 1
                     continue
-                self.statuses[r.status_code] += 1
-                if r.status_code == 200:
-                    body = r.json()
-                    self.predictions += len(body["predictions"])
-                    self.versions[body["model"]["version"]] += 1
-                    self.as_of[body["features_as_of"]] += 1
+                body = r.json() if r.status_code == 200 else None
+                with self._lock:
+                    self.statuses[r.status_code] += 1
+                    if body is not None:
+                        self.predictions += len(body["predictions"])
+                        self.versions[body["model"]["version"]] += 1
+                        self.as_of[body["features_as_of"]] += 1
 
     def __enter__(self):
         for t in self.threads:
