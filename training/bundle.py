@@ -111,7 +111,8 @@ class ModelBundle:
     @property
     def text(self) -> Any:
         """The text scorer (text_analytics.signals.TextScorer), or None: versions trained
-        before text features, or a plan without them."""
+        before text features, or with text.features off. A plan whose text features were
+        dropped by text selection keeps it (reviews and the page code themes with it)."""
         value = self.__dict__.get("text")
         if isinstance(value, Deferred):
             value = self.__dict__["text"] = value.load()

@@ -243,8 +243,8 @@ def _fit(
         **info,
         "candidates": {name: choice.chosen for name, choice in choices.items()},
     }
-    # The text scorer only travels with the model when its features are in the plan.
-    text = text if plan.text_themes else None
+    # The text scorer travels with the model even when text selection dropped its features:
+    # the reviews and the page code themes with it (the plan decides what is scored).
     catalog = learn_catalog(plan, frame[split.train]).to_dict()
     bundle = NpsRiskModel(
         encoder, churn, nps, plan.to_dict(), info, text, catalog=catalog, response=response
