@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from features.privacy import detect_personal_data
+if TYPE_CHECKING:  # pandas is imported where a frame is read: a serving worker never needs it
+    import pandas as pd
 
 _KEYS = ("customer_id", "signup_date")
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -34,6 +35,8 @@ class AttributeSchema:
 
 
 def _as_bool(series: pd.Series) -> pd.Series | None:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float)
     text = series.dropna().astype(str).str.strip().str.lower()
@@ -51,6 +54,10 @@ def infer_attribute_schema(
     personal_data_columns: list[str] | None = None,
 ) -> AttributeSchema:
     """Decide, from the data alone, how every customers column may be used."""
+    import pandas as pd
+
+    from features.privacy import detect_personal_data
+
     schema = AttributeSchema()
     excluded_set = {c.lower() for c in (excluded_columns or [])}
     personal = detect_personal_data(customers, personal_data_columns)
@@ -83,6 +90,8 @@ def infer_attribute_schema(
 
 def static_attributes(customers: pd.DataFrame, schema: AttributeSchema) -> pd.DataFrame:
     """customer_id, signup_date and the usable attributes, typed (floats and strings)."""
+    import pandas as pd
+
     out = customers[list(_KEYS)].copy()
     for column in schema.numeric:
         out[column] = pd.to_numeric(customers[column], errors="coerce").astype(float)

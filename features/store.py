@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from features.plan import FeaturePlan
 
 if TYPE_CHECKING:  # building features (Ibis, the loaders) only when materializing
+    import pandas as pd
+
     from features.chunks import ChunkedRun, FeatureModel, Progress
 
 POINTER = "CURRENT"
@@ -148,6 +149,8 @@ def materialize_features(
     """Build every customer active at ``as_of`` (default: the export's latest date) with the
     model's own features, one slice of customers at a time (``chunk_size``, default
     ``features.chunks.CUSTOMER_CHUNK``), and publish them as the store."""
+    import pandas as pd
+
     from features.chunks import CUSTOMER_CHUNK, feature_chunks
 
     chunk_size = chunk_size or CUSTOMER_CHUNK
@@ -160,18 +163,45 @@ def materialize_features(
     return replace(write_store(features, plan, home, run.as_of, model_version), run=run)
 
 
-class FeatureStore:
-    """A read-only, in-memory copy of one store file with a hash index on customer_id."""
+def _unmasked(values: np.ndarray) -> np.ndarray:
+    """A fetched column without its null mask: NaN in floats, None elsewhere (as ``.df()``)."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    if values.dtype.kind == "f":
+        return values.filled(np.nan)
+    if values.dtype.kind in "iub":
+        return values.astype(float).filled(np.nan)
+    out = values.data.astype(object)
+    out[np.ma.getmaskarray(values)] = None
+    return out
 
-    def __init__(self, path: Path, frame: pd.DataFrame, meta: dict):
+
+class FeatureStore:
+    """A read-only, in-memory copy of one store file with a hash index on customer_id.
+
+    The columns are plain NumPy arrays: a serving worker that restarts reads the file and
+    its encoded matrix (cached beside it) without importing pandas. ``frame`` builds the
+    pandas view on first use (encoding a store the cache does not hold yet, monitoring).
+    """
+
+    def __init__(self, path: Path, columns: dict[str, np.ndarray], meta: dict):
         self.path = path
-        self.frame = frame
+        self.columns = {c: _unmasked(v) for c, v in columns.items()}
         self.meta = meta
         self.features_as_of = str(meta["features_as_of"])
         self.plan = FeaturePlan.from_dict(meta["plan"])
-        self.index: dict[str, int] = {cid: i for i, cid in enumerate(frame["customer_id"])}
-        # Column arrays for fast single-row access (no pandas on the request path).
-        self.columns = {c: frame[c].to_numpy() for c in frame.columns}
+        ids = self.columns.get("customer_id", np.array([], dtype=object))
+        self.index: dict[str, int] = {cid: i for i, cid in enumerate(ids.tolist())}
+        self._rows = len(ids)
+        self._frame: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame(self.columns)
+        return self._frame
 
     @classmethod
     def open(cls, home: Path) -> FeatureStore:
@@ -187,16 +217,16 @@ class FeatureStore:
     def read(cls, path: Path) -> FeatureStore:
         con = duckdb.connect(str(path), read_only=True)
         try:
-            frame = con.execute("SELECT * FROM features").df()
+            columns = con.execute("SELECT * FROM features").fetchnumpy()
             meta = {
                 k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()
             }
         finally:
             con.close()
-        return cls(path, frame, meta)
+        return cls(path, columns, meta)
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return self._rows
 
     def locate(self, customer_ids: list[str]) -> tuple[list[int], list[str], list[str]]:
         """Rows and ids of known customers (request order, deduplicated), and unknown ids."""

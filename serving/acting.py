@@ -9,10 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.contract import NPS_CATEGORIES
 from interventions.planning import CustomerContext
@@ -20,6 +19,9 @@ from interventions.playbooks import recent_themes
 from npsrisk.settings import RiskTierSettings
 from serving.predictions import risk_tier
 from serving.state import ServingState
+
+if TYPE_CHECKING:  # the act routes build frames on first use; a worker starts without pandas
+    import pandas as pd
 
 _cache_lock = threading.Lock()
 _cache: dict[str, Any] = {}
@@ -84,6 +86,8 @@ def _cached_frame(
         hit = _cache.get(slot)
         if hit is not None and hit[0] == key and hit[1] is state:
             return hit[2]
+    import pandas as pd
+
     bundle = state.champion.bundle
     scores, _ = bundle.score(state.X, explain=False)
     n = len(state.X)
@@ -438,6 +442,8 @@ class Acting:
 
     def _recent_answers(self, state: ServingState, columns: Sequence[str]) -> pd.DataFrame:
         """Each customer's last answer within the horizon: the last measured NPS's inputs."""
+        import pandas as pd
+
         cols = state.store.columns
         if "nps_last_score" not in cols or "nps_last_age_days" not in cols:
             return pd.DataFrame({"customer_id": [], "score": [], **{c: [] for c in columns}})

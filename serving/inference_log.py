@@ -26,10 +26,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from serving.http import encode_json
+
+if TYPE_CHECKING:  # monitoring reads the log as a frame; the service only appends to it
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +232,7 @@ def read_inference_log(
 ) -> pd.DataFrame:
     """Logged predictions (features and outputs as dict columns), compacted days and JSONL
     alike; ``since`` / ``until`` (inclusive) skip whole day folders unread."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     records = []

@@ -9,14 +9,16 @@ training run logs and the registry holds); the service and batch scoring hold th
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.catalog import FeatureCatalog, learn_catalog
 from features.contract import NPS_CATEGORIES
 from training.calibration import category_probabilities, expected_score
+
+if TYPE_CHECKING:  # frames in and out of the batch path; a serving worker scores arrays
+    import pandas as pd
 
 OUTPUT_COLUMNS = (
     "churn_probability",
@@ -240,6 +242,8 @@ class ModelBundle:
         return head.contributions(X)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         scored, _ = self.score(self.encoder.transform(frame))
         out = pd.DataFrame(
             {c: scored[c] for c in OUTPUT_COLUMNS if c != "nps_category"}, index=frame.index

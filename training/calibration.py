@@ -8,10 +8,28 @@ distinct probabilities (no isotonic steps). Probabilities are never exactly 0 or
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, log_expit, logit
 
 # Fitting needs sklearn and scipy.optimize; they are imported where a map is fitted, so a
-# service worker that only applies fitted maps never imports them.
+# service worker that only applies fitted maps never imports them (nor scipy at all: the
+# three logistic functions below are NumPy's, as exact in the tails as scipy.special's).
+
+
+def expit(x):
+    """1 / (1 + e^-x) without overflow, and without losing the tails (e^x / (1 + e^x))."""
+    x = np.asarray(x, dtype=float)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))[()]
+
+
+def log_expit(x):
+    """log(expit(x)), exact for large |x|."""
+    return -np.logaddexp(0.0, -np.asarray(x, dtype=float))[()]
+
+
+def logit(p):
+    p = np.asarray(p, dtype=float)
+    return (np.log(p) - np.log1p(-p))[()]
+
 
 EPS = 1e-6  # probabilities stay inside [EPS, 1 - EPS]
 CALIBRATION_FOLDS = 3

@@ -3,11 +3,10 @@ models built on them, and the response model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 
 from features.catalog import risk_direction
 from features.contract import NPS_CATEGORIES
@@ -18,6 +17,9 @@ from training.calibration import (
     category_probabilities,
     expected_score,
 )
+
+if TYPE_CHECKING:  # frames are encoded in training and batch scoring; a worker has arrays
+    import pandas as pd
 
 OTHER = "__other__"
 SINGLE_THREAD_ROWS = 100_000
@@ -50,6 +52,8 @@ class FeatureEncoder:
         return self
 
     def _code(self, column: str, values: pd.Series) -> np.ndarray:
+        import pandas as pd
+
         levels = [v for v in self.categories_[column] if v != OTHER]
         missing = values.isna().to_numpy()
         text = values.astype(object).where(~missing, None).astype(str)
@@ -59,6 +63,8 @@ class FeatureEncoder:
         return codes
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        import pandas as pd
+
         out = np.full((len(frame), len(self.features)), np.nan)
         for i, column in enumerate(self.features):
             if column not in frame.columns:

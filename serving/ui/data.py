@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from npsrisk.settings import Settings
 from serving.http import ApiError, ServiceSlot
+
+if TYPE_CHECKING:  # the page builds its tables on first view; a worker starts without pandas
+    import pandas as pd
 
 # Handler names the edge's ROUTES map to (serving/service.py); the page calls the same ones.
 PREDICT = "handle_predict"
@@ -182,6 +184,8 @@ def _validated(model, data: dict) -> Any:
 
 def nps_answers(nps: pd.DataFrame) -> list[dict]:
     """A customer's answers, oldest first: (date, score, category)."""
+    import pandas as pd
+
     from features.contract import nps_category
 
     if nps.empty or "score" not in nps.columns:
@@ -201,6 +205,8 @@ def latest_outcome_report(reports_path) -> dict | None:
     found = sorted(folder.glob("*/outcome_report.csv")) if folder.is_dir() else []
     if not found:
         return None
+    import pandas as pd
+
     frame = pd.read_csv(found[-1])
     frame = frame.astype(object).where(frame.notna(), None)
     return {
@@ -240,6 +246,8 @@ def summarize_segments(
     100 * (mean P(promoter) - mean P(detractor)). An actual NPS from fewer than
     ``min_answers`` answers is not shown (too noisy to compare).
     """
+    import pandas as pd
+
     rows = []
     for value, part in frame.groupby(column, sort=True, dropna=False):
         scores = part["last_score"].dropna().to_numpy(float)

@@ -138,9 +138,9 @@ version = json.loads(sys.argv[1])["version"]
 state = ServingState.build(load_champion(settings, version), load_store(settings),
                            cache=settings.serving_cache_path)
 store = state.store
-prediction = state.predict_ids([store.frame["customer_id"][0]], True, 5,
+prediction = state.predict_ids([store.columns["customer_id"][0]], True, 5,
                                settings.serving.risk_tiers)[0][0]
-heavy = ["mlflow", "sklearn", "scipy.optimize", "ibis", "shap", "evidently", "sqlalchemy"]
+heavy = ["mlflow", "sklearn", "scipy.optimize", "pandas", "ibis", "shap", "evidently", "sqlalchemy"]
 before = [m for m in heavy if m in sys.modules]
 has_text = state.champion.bundle.text is not None  # unpickled on first use
 print(json.dumps({"version": state.champion.card.version, "drivers": len(prediction["drivers"]),
@@ -149,7 +149,7 @@ print(json.dumps({"version": state.champion.card.version, "drivers": len(predict
 """
 
 
-def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_or_sklearn(ops):
+def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_sklearn_or_pandas(ops):
     import json
     import subprocess
     import sys
