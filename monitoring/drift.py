@@ -228,6 +228,12 @@ def segment_drift(
     each segment's values are picked from that order (no sort per test), categorical counts
     come from one cross-tabulation per column."""
     segments = []
+    matching = None  # the column both windows are matched on, as numbers, converted once
+    if match_on and match_on in reference and match_on in current:
+        matching = tuple(
+            pd.to_numeric(frame[match_on], errors="coerce").to_numpy(dtype=float)
+            for frame in (reference, current)
+        )
     for seg in segment_columns:
         if seg not in reference or seg not in current:
             continue
@@ -239,14 +245,8 @@ def segment_drift(
         n_cur = np.bincount(cur_code, minlength=len(labels))
         values = [k for k in range(len(labels)) if n_ref[k] >= min_rows and n_cur[k] >= min_rows]
         weights = None
-        if values and match_on and match_on in reference and match_on in current:
-            weights = matching_weights(
-                pd.to_numeric(reference[match_on], errors="coerce").to_numpy(dtype=float),
-                pd.to_numeric(current[match_on], errors="coerce").to_numpy(dtype=float),
-                ref_code,
-                cur_code,
-                match_bins,
-            )
+        if values and matching is not None:
+            weights = matching_weights(*matching, ref_code, cur_code, match_bins)
         if values:
             segments.append((seg, labels, ref_code, cur_code, n_ref, n_cur, values, weights))
     rows = []
@@ -311,9 +311,13 @@ def calm_effects(
     periods = reference[period].to_numpy()
     if len(np.unique(periods)) < 2:
         return tests
+    as_text: dict[str, np.ndarray] = {}  # each segment column as text, converted once
     for i in np.flatnonzero(tests["moved"].to_numpy()):
         row = tests.iloc[i]
-        in_segment = (reference[row["segment"]].astype(str) == row["value"]).to_numpy()
+        seg = row["segment"]
+        if seg not in as_text:
+            as_text[seg] = reference[seg].astype(str).to_numpy()
+        in_segment = as_text[seg] == row["value"]
         is_cat = row["column"] in categorical
         values = reference[row["column"]]
         calm = 0.0

@@ -163,10 +163,17 @@ class Calibrator:
 class OrdinalLink:
     """Raw NPS score -> a distribution over the scores 0-10 (cumulative logit):
 
-    P(score <= k) = sigmoid(theta_k - a * raw), k = 0..9, with a > 0 and increasing theta,
-    fitted by weighted maximum likelihood. The expected score, the category probabilities and
-    the category all come from this one distribution.
+    P(score <= k) = sigmoid(theta_k - eta), k = 0..9, with increasing theta. The shape
+    (theta) is fitted by weighted maximum likelihood with eta = a * raw, a > 0. The location
+    eta is then set so that the distribution's mean is the raw score's calibrated mean,
+    ``b0 + b1 * raw`` (weighted least squares, b1 > 0): the heads' raw scores are squared-loss
+    regressions of the score, and a cumulative logit's own mean is a compressed S-curve of
+    ``a * raw`` that gave away 0.03 MAE against a plain ridge (measured, three demo worlds).
+    The expected score, the category probabilities and the category all come from this one
+    distribution, which stays smooth and strictly increasing in the raw score.
     """
+
+    GRID = 4001  # eta values the mean is inverted on (steps of ~0.02)
 
     def fit(self, raw: np.ndarray, score: np.ndarray, weight: np.ndarray | None = None):
         raw = np.asarray(raw, float)
@@ -208,21 +215,54 @@ class OrdinalLink:
 
         result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B")
         self.params_ = result.x
+        self._fit_mean(raw, score, w)
         return self
 
+    def _fit_mean(self, raw: np.ndarray, score: np.ndarray, w: np.ndarray) -> None:
+        """The calibrated mean b0 + b1 * raw, and the grid that inverts mean -> eta."""
+        self.mean_map_ = None
+        if len(raw) < 3 or raw.std() == 0:
+            return
+        A = np.column_stack([np.ones(len(raw)), raw]) * np.sqrt(w)[:, None]
+        b0, b1 = np.linalg.lstsq(A, np.asarray(score, float) * np.sqrt(w), rcond=None)[0]
+        if not b1 > 0:  # a raw score that does not rank: keep the likelihood's own location
+            return
+        theta = self._thresholds(self.params_)
+        eta = np.linspace(theta[0] - 30.0, theta[-1] + 30.0, self.GRID)
+        means = expected_score(self._from_eta(eta, theta))
+        # strictly increasing for the inversion (the EPS floor flattens the far ends)
+        keep = np.r_[True, means[1:] > np.maximum.accumulate(means)[:-1]]
+        self.mean_map_ = (float(b0), float(b1), means[keep], eta[keep])
+
     @staticmethod
-    def _probabilities(z: np.ndarray, params: np.ndarray) -> np.ndarray:
-        a = np.exp(params[0])
-        theta = params[1] + np.r_[0.0, np.cumsum(np.exp(params[2:]))]
-        cum = expit(theta[None, :] - a * z[:, None])
-        cum = np.column_stack([np.zeros(len(z)), cum, np.ones(len(z))])
-        return np.clip(np.diff(cum, axis=1), EPS, 1.0)
+    def _thresholds(params: np.ndarray) -> np.ndarray:
+        return params[1] + np.r_[0.0, np.cumsum(np.exp(params[2:]))]
+
+    @staticmethod
+    def _from_eta(eta: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        cum = expit(theta[None, :] - eta[:, None])
+        cum = np.column_stack([np.zeros(len(eta)), cum, np.ones(len(eta))])
+        p = np.clip(np.diff(cum, axis=1), EPS, 1.0)
+        return p / p.sum(axis=1, keepdims=True)
 
     def distribution(self, raw: np.ndarray) -> np.ndarray:
         """n x 11 probabilities of the scores 0..10; each row sums to 1."""
-        z = (np.asarray(raw, float) - self.shift_) / self.scale_
-        p = self._probabilities(z, self.params_)
-        return p / p.sum(axis=1, keepdims=True)
+        raw = np.asarray(raw, float)
+        theta = self._thresholds(self.params_)
+        mean_map = getattr(self, "mean_map_", None)  # links pickled before it had none
+        if mean_map is None:
+            eta = np.exp(self.params_[0]) * (raw - self.shift_) / self.scale_
+        else:
+            b0, b1, means, grid = mean_map
+            eta = np.interp(_soft_clip(b0 + b1 * raw, means[1], means[-2]), means, grid)
+        return self._from_eta(eta, theta)
+
+
+def _soft_clip(x: np.ndarray, low: float, high: float, sharpness: float = 8.0) -> np.ndarray:
+    """x inside (low, high), strictly increasing everywhere and ~x well inside the bounds: a
+    mean past 10 stays a (slightly) higher mean, never a tie at the bound."""
+    k = sharpness
+    return x - np.logaddexp(0.0, k * (x - high)) / k + np.logaddexp(0.0, k * (low - x)) / k
 
 
 def expected_score(distribution: np.ndarray) -> np.ndarray:

@@ -115,6 +115,30 @@ def test_one_nps_distribution_gives_every_output_and_honours_weights():
     assert expected_score(heavy.distribution(mid)) > expected_score(link.distribution(mid))
 
 
+def test_the_nps_distribution_has_the_raw_scores_calibrated_mean():
+    # Scores whose spread is not the cumulative logit's: a proportional-odds location alone
+    # compresses the mean (the S-curve), which cost MAE against a ridge on the same score.
+    rng = np.random.default_rng(5)
+    raw = rng.normal(7, 1.5, 8000)
+    noise = np.where(
+        rng.random(len(raw)) < 0.2, rng.normal(0, 4, len(raw)), rng.normal(0, 1, len(raw))
+    )
+    score = np.clip(np.round(raw + noise), 0, 10)
+    link = OrdinalLink().fit(raw, score)
+    b0, b1 = np.polyfit(raw, score, 1)[::-1]
+    middle = np.linspace(4, 9, 11)
+    np.testing.assert_allclose(
+        expected_score(link.distribution(middle)), b0 + b1 * middle, atol=0.02
+    )
+    mean_mae = np.mean(np.abs(expected_score(link.distribution(raw)) - score))
+    line_mae = np.mean(np.abs(np.clip(b0 + b1 * raw, 0, 10) - score))
+    assert mean_mae <= line_mae + 0.005
+    grid = np.linspace(-5, 20, 5001)  # far outside the data: still never decreasing, inside 0-10
+    exp = expected_score(link.distribution(grid))
+    assert (np.diff(exp) >= -1e-12).all() and (exp > 0).all() and (exp < 10).all()
+    assert (np.diff(expected_score(link.distribution(np.sort(raw)))) > 0).mean() > 0.99
+
+
 def test_the_choice_never_sees_the_outer_window():
     from training.selection import HeadData, choose_head, inner_origins
     from training.snapshots import Split
