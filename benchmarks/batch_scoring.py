@@ -9,7 +9,7 @@ Builds (or reuses, with ``--data``) a demo company, trains a champion (or reuses
 builds the champion's feature frame (texts scored first when its plan has text features) of
 every customer active at the data's last date once, then times in this process, on those rows:
 
-(a) ``serving.batch.predictions_frame``: encode, scores, SHAP drivers (top ``--top-k`` per
+(a) ``serving.batch.predictions_batch``: encode, scores, SHAP drivers (top ``--top-k`` per
     target, with descriptions) and the output columns, as ``npsrisk score`` runs it;
 (b) the floor: each served head's own contributions on the already-encoded matrix (for a
     LightGBM candidate its booster's ``pred_contrib``; the model work (a) needs; default
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from features.loading import load_tables
     from features.validation import validate_tables
-    from serving.batch import COLUMNS, predictions_frame
+    from serving.batch import COLUMNS, predictions_batch
     from serving.predictions import predict_rows
     from training.snapshots import active_customers, data_window
 
@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  model v{card.version}: {len(bundle.features)} features, trees {trees}")
         as_of_text = str(as_of.date())
 
-        def batch() -> pd.DataFrame:
-            return predictions_frame(bundle, features, card, as_of_text, True, args.top_k, tiers)
+        def batch():
+            return predictions_batch(bundle, features, card, as_of_text, True, args.top_k, tiers)
 
         X = bundle.encoder.transform(features)
         columns = {c: features[c].to_numpy() for c in features.columns}
@@ -277,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
             "floor: contributions of both heads": lambda: floor_scores(bundle, X),
             "encoder.transform": lambda: bundle.encoder.transform(features),
             "bundle.score(explain=True)": lambda: bundle.score(X, explain=True),
-            "predict_rows (score + drivers)": lambda: predict_rows(
+            "predict_rows (the /predict dicts)": lambda: predict_rows(
                 bundle, X, ids_list, value_of, True, args.top_k, tiers
             ),
-            "predictions_frame (the batch path)": batch,
+            "predictions_batch (the batch path)": batch,
         }
         warm = features.iloc[:2000].reset_index(drop=True)  # warm-up: caches, OpenMP pool
-        predictions_frame(bundle, warm, card, as_of_text, True, args.top_k, tiers)
+        predictions_batch(bundle, warm, card, as_of_text, True, args.top_k, tiers)
         floor_scores(bundle, X[:2000])
         print()
         print(f"(a)/(b) {n:,} rows, best of {args.repeats} interleaved rounds, in this process")
@@ -299,29 +299,28 @@ def main(argv: list[str] | None = None) -> int:
         floor = results["floor: contributions of both heads"]
         for name, seconds in results.items():
             print(f"{name:<40} {seconds:>9.2f} {n / seconds:>12,.0f} {seconds / floor:>7.1f}x")
-        total = results["predictions_frame (the batch path)"]
+        total = results["predictions_batch (the batch path)"]
         ratio = total / floor
-        rest = total - results["predict_rows (score + drivers)"] - results["encoder.transform"]
-        drivers = results["predict_rows (score + drivers)"] - results["bundle.score(explain=True)"]
+        score = results["bundle.score(explain=True)"]
         print(
-            f"  of which: encode {results['encoder.transform']:.2f} s, "
-            f"score {results['bundle.score(explain=True)']:.2f} s, "
-            f"per-row dicts + drivers {drivers:.2f} s, frame + JSON columns {rest:.2f} s"
+            f"  of which: encode {results['encoder.transform']:.2f} s, score {score:.2f} s, "
+            f"drivers, descriptions and Arrow columns "
+            f"{total - score - results['encoder.transform']:.2f} s"
         )
         goal = "MET" if ratio <= 1.15 else "MISSED"
-        print(f"ratio predictions_frame / floor = {ratio:.2f}x (goal <= 1.15x: {goal})")
-        frame = batch()
-        assert list(frame.columns) == list(COLUMNS) and len(frame) == n
-        del frame
+        print(f"ratio predictions_batch / floor = {ratio:.2f}x (goal <= 1.15x: {goal})")
+        table = batch()
+        assert table.column_names == list(COLUMNS) and table.num_rows == n
+        del table
 
         if args.profile or ratio > args.profile_above:
             rows = min(args.profile_rows, n)
             part = features.iloc[:rows].reset_index(drop=True)
             print()
-            print(f"cProfile of predictions_frame on {rows:,} rows (ratio {ratio:.1f}x):")
+            print(f"cProfile of predictions_batch on {rows:,} rows (ratio {ratio:.1f}x):")
             print(
                 profile(
-                    lambda: predictions_frame(
+                    lambda: predictions_batch(
                         bundle, part, card, as_of_text, True, args.top_k, tiers
                     ),
                     22,

@@ -9,13 +9,13 @@ the whole export end to end in its own fresh process, exactly as the CLI runs it
 
 - DuckDB: ``serving.batch.score_source`` (slices of active customers read from the files);
 - Spark: ``serving.distributed.score_spark`` on ``--master`` (read, validate, text-score and
-  build features on the cluster, score with ``mapInPandas``, publish Parquet).
+  build features on the cluster, score with ``mapInArrow``, publish Parquet).
 
 Peak memory is the peak resident set of the whole process tree (the Python driver, the JVM
 and its Python workers, sampled every 0.2 s), so the Spark figure includes the JVM's heap.
 The per-size Spark times show the growth; a cluster of N executors runs the partition-parallel
 stages (validation, per-customer aggregations after one shuffle by customer, text scoring,
-``mapInPandas`` scoring, the Parquet write) N times wider, so expect roughly
+``mapInArrow`` scoring, the Parquet write) N times wider, so expect roughly
 ``driver overhead + local time x cores here / (N x cores per executor)`` until the driver-side
 steps (listing files, a few small collects, the final count) dominate.
 """

@@ -1,7 +1,9 @@
 """Batch scoring: every active customer at a date, with drivers, to Parquet or CSV.
 
-Rows go through the same ``predict_rows`` as `/predict`, so a customer's batch row equals
-the service's answer for the same features. Work is chunked, so memory stays flat in the
+Rows are scored by the same ``bundle.score`` and explained by the same ``explain_picks`` and
+catalogue descriptions as `/predict` (``predict_rows``), so a customer's batch row equals the
+service's answer for the same features; the batch path builds Arrow columns, not a dict
+per row. Work is chunked, so memory stays flat in the
 number of customers. In Parquet the drivers are a typed list of structs
 (``PREDICTIONS_SCHEMA``); in CSV, JSON text. ``read_predictions`` reads either back, and
 the folders Spark writes (serving.distributed), with drivers as the API's dicts.
@@ -19,8 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.chunks import CUSTOMER_CHUNK, ChunkedRun, Progress, feature_chunks
+from features.contract import NPS_CATEGORIES
 from npsrisk.settings import RiskTierSettings
-from serving.predictions import ModelCard, predict_rows
+from serving.changes import plain_value
+from serving.predictions import ModelCard, explain_picks, risk_tiers
 from training.bundle import ModelBundle
 
 PREDICT_ROWS = 50_000  # rows scored at once: bounds the SHAP matrices' memory
@@ -68,7 +72,7 @@ COLUMNS = (
 )
 
 
-def predictions_frame(
+def predictions_batch(
     bundle: ModelBundle,
     features: pd.DataFrame,
     card: ModelCard,
@@ -76,47 +80,103 @@ def predictions_frame(
     explain: bool,
     top_k: int,
     tiers: RiskTierSettings,
-) -> pd.DataFrame:
-    """Prediction objects of one chunk of feature rows, flattened to columns."""
+) -> pa.Table:
+    """Prediction rows of one chunk of feature rows, as an Arrow table in
+    ``PREDICTIONS_SCHEMA``, built column by column.
+
+    The same numbers as ``predict_rows`` (hence `/predict`) for the same rows: the same
+    scores, the same ``explain_picks`` drivers and the same catalogue descriptions (once per
+    feature and distinct value), rounded the same way; only no dict is made per row or
+    driver, so the path costs little beyond the model's own contributions."""
+    n = len(features)
     X = bundle.encoder.transform(features)
-    columns = {c: features[c].to_numpy() for c in features.columns}
-    empty = np.full(len(features), None, dtype=object)
+    scores, contributions = bundle.score(X, explain=explain)
+    churn, nps = scores["churn_probability"], scores["predicted_nps"]
+    probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
+    has_nps = ~np.isnan(nps)
+    category = np.full(n, None, dtype=object)
+    if has_nps.any():
+        names = np.array(NPS_CATEGORIES, dtype=object)
+        category[has_nps] = names[np.argmax(probs[has_nps], axis=1)]
+    p_nps = np.where(has_nps[:, None], probs, np.nan)
+    if explain:
+        picks = explain_picks(bundle, scores, contributions, top_k)
+        drivers = _driver_lists(bundle, features, picks, n)
+    else:
+        drivers = pa.nulls(n, pa.list_(DRIVER))
+    ids = features["customer_id"].to_numpy(dtype=object)
+    columns = {
+        "customer_id": pa.array([None if c is None else str(c) for c in ids], pa.string()),
+        "churn_probability": _rounded(churn, 6),
+        "predicted_nps": _rounded(nps, 4),
+        "nps_category": pa.array(category, pa.string()),
+        "p_detractor": _rounded(p_nps[:, 0], 6),
+        "p_passive": _rounded(p_nps[:, 1], 6),
+        "p_promoter": _rounded(p_nps[:, 2], 6),
+        "risk_tier": pa.array(risk_tiers(churn, probs[:, 0], tiers), pa.string()),
+        "drivers": drivers,
+        "features_as_of": pa.array([features_as_of] * n, pa.string()),
+        "model_name": pa.array([card.name] * n, pa.string()),
+        "model_version": pa.array([card.version] * n, pa.string()),
+    }
+    return pa.Table.from_arrays([columns[c] for c in COLUMNS], schema=PREDICTIONS_SCHEMA)
 
-    def value_of(row: int, feature: str):
-        return columns.get(feature, empty)[row]
 
-    rows, _ = predict_rows(
-        bundle, X, features["customer_id"].tolist(), value_of, explain, top_k, tiers
+def _rounded(values: np.ndarray, digits: int) -> pa.Array:
+    """Python's ``round`` (the service's rounding, digit for digit), NaN as null."""
+    return pa.array(
+        [None if v != v else round(v, digits) for v in np.asarray(values, float).tolist()],
+        pa.float64(),
     )
-    frame = pd.DataFrame.from_records(rows)
-    probs = frame.pop("category_probabilities")
-    for name in ("detractor", "passive", "promoter"):
-        frame[f"p_{name}"] = [None if p is None else p[name] for p in probs]
-    frame["drivers"] = [typed_drivers(d) for d in frame["drivers"]] if explain else None
-    frame["features_as_of"] = features_as_of
-    frame["model_name"] = card.name
-    frame["model_version"] = card.version
-    return frame[list(COLUMNS)]
 
 
-def typed_drivers(drivers: list[dict]) -> list[dict]:
-    """API drivers in the Parquet shape: a numeric ``value`` or a text ``category``."""
-    out = []
-    for d in drivers:
-        value = d["value"]
-        text = isinstance(value, str)
-        out.append(
-            {
-                "feature": d["feature"],
-                "target": d["target"],
-                "value": None if text or value is None else float(value),
-                "category": value if text else None,
-                "contribution": d["contribution"],
-                "effect": d.get("effect"),
-                "description": d["description"],
-            }
-        )
-    return out
+def _driver_lists(bundle: ModelBundle, features: pd.DataFrame, picks: dict, n: int) -> pa.Array:
+    """Every row's drivers (churn first, then NPS, each largest first) as list<DRIVER>."""
+    targets = list(picks)
+    index = np.hstack([picks[t][0] for t in targets]) if targets else np.empty((n, 0), int)
+    picked = np.hstack([picks[t][1] for t in targets]) if targets else np.empty((n, 0))
+    effect = np.hstack([picks[t][2] for t in targets]) if targets else np.empty((n, 0))
+    label = np.repeat(np.array(targets, dtype=object), [picks[t][0].shape[1] for t in targets])
+    mask = index >= 0  # -1 only ever follows the last driver of a target
+    rows, slots = np.nonzero(mask)
+    feature_at = index[rows, slots]
+    offsets = np.r_[0, np.cumsum(mask.sum(axis=1))].astype(np.int32)
+    m = len(rows)
+    values = np.full(m, np.nan)
+    texts = np.full(m, None, dtype=object)
+    descriptions = np.full(m, None, dtype=object)
+    describe = bundle.catalog.describe
+    names = bundle.features
+    for i in np.unique(feature_at):
+        at = np.flatnonzero(feature_at == i)
+        feature = names[i]
+        column = features[feature].to_numpy()[rows[at]] if feature in features else None
+        if column is None:
+            descriptions[at] = describe(feature, None)
+            continue
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        plain = [plain_value(u) for u in uniques]
+        said = np.array([describe(feature, v) for v in plain] + [describe(feature, None)], object)
+        descriptions[at] = said[codes]  # code -1 (missing) takes the last: "no data" wording
+        for code, v in enumerate(plain):
+            hit = at[codes == code]
+            if isinstance(v, str):
+                texts[hit] = v
+            elif v is not None:
+                values[hit] = float(v)
+    struct = pa.StructArray.from_arrays(
+        [
+            pa.array(np.array(names, dtype=object)[feature_at] if m else [], pa.string()),
+            pa.array(label[slots] if m else [], pa.string()),
+            pa.array(values, pa.float64(), from_pandas=True),
+            pa.array(texts, pa.string()),
+            _rounded(picked[rows, slots], 6),
+            _rounded(effect[rows, slots], 6),
+            pa.array(descriptions, pa.string()),
+        ],
+        fields=list(DRIVER),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=pa.list_(DRIVER))
 
 
 def api_drivers(drivers) -> list[dict]:
@@ -141,17 +201,18 @@ def api_drivers(drivers) -> list[dict]:
     return out
 
 
-def predictions_table(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, schema=PREDICTIONS_SCHEMA, preserve_index=False)
-
-
-def predictions_csv(frame: pd.DataFrame) -> pd.DataFrame:
+def predictions_csv(table: pa.Table) -> pd.DataFrame:
     """CSV holds no nested values: drivers as JSON text, in the API's shape."""
-    return frame.assign(
-        drivers=[
-            None if d is None else json.dumps(api_drivers(d), separators=(",", ":"))
-            for d in frame["drivers"]
-        ]
+    drivers = table.column("drivers").to_pylist()
+    return (
+        table.drop_columns(["drivers"])
+        .to_pandas()
+        .assign(
+            drivers=[
+                None if d is None else json.dumps(api_drivers(d), separators=(",", ":"))
+                for d in drivers
+            ]
+        )[list(COLUMNS)]
     )
 
 
@@ -212,13 +273,13 @@ def score_source(
         for features in chunks:
             for start in range(0, len(features), PREDICT_ROWS):
                 part = features.iloc[start : start + PREDICT_ROWS]
-                frame = predictions_frame(bundle, part, card, as_of_text, explain, top_k, tiers)
+                table = predictions_batch(bundle, part, card, as_of_text, explain, top_k, tiers)
                 if suffix == ".parquet":
                     writer = writer or pq.ParquetWriter(tmp, PREDICTIONS_SCHEMA)
-                    writer.write_table(predictions_table(frame))
+                    writer.write_table(table)
                 else:
-                    predictions_csv(frame).to_csv(tmp, mode="a", header=done == 0, index=False)
-                done += len(frame)
+                    predictions_csv(table).to_csv(tmp, mode="a", header=done == 0, index=False)
+                done += table.num_rows
         if done == 0:
             empty = pd.DataFrame(columns=list(COLUMNS))
             if suffix == ".parquet":

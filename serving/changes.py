@@ -60,7 +60,9 @@ def _unchanged(now: np.ndarray, before: np.ndarray) -> np.ndarray:
     return (now == before) | (np.isnan(now) & np.isnan(before))
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A feature value as plain Python (NumPy scalars unwrapped), NaN as None: what a driver's
+    ``value`` holds and what its description is written from."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -118,7 +120,10 @@ def explain_changes(
                 if i < 0:
                     break
                 feature = features[i]
-                now_v, then_v = _plain(value_of(r, feature)), _plain(earlier.value_of(r, feature))
+                now_v, then_v = (
+                    plain_value(value_of(r, feature)),
+                    plain_value(earlier.value_of(r, feature)),
+                )
                 e = float(effect[j, k])
                 items.append(
                     {

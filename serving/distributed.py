@@ -1,6 +1,7 @@
 """Batch scoring on Spark: the champion bundle shipped once per executor, rows scored with
-``mapInPandas`` through the batch path's ``predictions_frame`` (hence ``predict_rows``, the
-code behind `/predict`), Parquet part files published atomically with a ``_SUCCESS`` marker.
+``mapInArrow`` through the batch path's ``predictions_batch`` (the scores, drivers and
+descriptions of ``predict_rows``, the code behind `/predict`, built as Arrow columns), Parquet
+part files published atomically with a ``_SUCCESS`` marker.
 
 Spark's file committer keeps only one attempt of each task, so a task that fails and is
 retried leaves no duplicate rows; the whole output appears under ``--out`` by one rename.
@@ -25,7 +26,7 @@ from features.spark import (
     validate_spark,
 )
 from npsrisk.settings import RiskTierSettings
-from serving.batch import PREDICT_ROWS, PREDICTIONS_SCHEMA, predictions_frame
+from serving.batch import PREDICT_ROWS, PREDICTIONS_SCHEMA, predictions_batch
 from serving.predictions import ModelCard
 from training.bundle import ModelBundle
 
@@ -91,14 +92,25 @@ def score_frame(
             and task.attemptNumber() == 0
         )
         for batch in batches:
-            frame = typed_features(batch.reset_index(drop=True), plan)
+            frame = typed_features(_naive_utc(batch.to_pandas()), plan)
             for start in range(0, len(frame), PREDICT_ROWS):
                 part = frame.iloc[start : start + PREDICT_ROWS].reset_index(drop=True)
-                yield predictions_frame(bundle, part, card, features_as_of, explain, top_k, tiers)
+                table = predictions_batch(bundle, part, card, features_as_of, explain, top_k, tiers)
+                yield from table.to_batches()
                 if fail:  # after some rows went out: the retry must not repeat them
                     raise RuntimeError("injected task failure (npsrisk.inject_failure)")
 
-    return features.mapInPandas(score, from_arrow_schema(PREDICTIONS_SCHEMA))
+    # Arrow in and out: the batch path's own columns, with no pandas round trip of the drivers.
+    return features.mapInArrow(score, from_arrow_schema(PREDICTIONS_SCHEMA))
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arrow batches from Spark carry timestamps as UTC instants (the session time zone is
+    UTC); the features compare naive UTC times, as the DuckDB path's frames hold them."""
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
 
 
 def publish(spark: SparkSession, frame: DataFrame, out: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from features.contract import NPS_CATEGORIES
 from npsrisk.settings import RiskTierSettings
-from serving.changes import Earlier, explain_changes
+from serving.changes import Earlier, explain_changes, plain_value
 from training.bundle import ModelBundle
 
 ValueOf = Callable[[int, str], Any]  # (row, feature) -> the raw value to show
@@ -71,15 +71,20 @@ def risk_tier(churn: float, detractor: float, tiers: RiskTierSettings) -> str | 
     return None
 
 
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return None if math.isnan(value) else value
-    if isinstance(value, np.integer | np.bool_):
-        return value.item()
-    return value
+def risk_tiers(churn: np.ndarray, detractor: np.ndarray, tiers: RiskTierSettings) -> np.ndarray:
+    """``risk_tier`` of every row at once (None where neither probability exists)."""
+    churn, detractor = np.asarray(churn, float), np.asarray(detractor, float)
+    by_churn = np.where(
+        churn >= tiers.churn_high, "high", np.where(churn >= tiers.churn_medium, "medium", "low")
+    )
+    by_detractor = np.where(
+        detractor >= tiers.detractor_high,
+        "high",
+        np.where(detractor >= tiers.detractor_medium, "medium", "low"),
+    )
+    out = np.where(~np.isnan(churn), by_churn, by_detractor).astype(object)
+    out[np.isnan(churn) & np.isnan(detractor)] = None
+    return out
 
 
 def pick_drivers(contributions: np.ndarray, top_k: int) -> np.ndarray:
@@ -93,6 +98,25 @@ def pick_drivers(contributions: np.ndarray, top_k: int) -> np.ndarray:
         return np.empty((len(values), 0), dtype=np.int64)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     return np.where(np.take_along_axis(values, order, axis=1) == 0.0, -1, order)
+
+
+def explain_picks(
+    bundle: ModelBundle,
+    scores: dict[str, np.ndarray],
+    contributions: dict[str, np.ndarray],
+    top_k: int,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Drivers for the whole matrix at once, per target (churn first, then NPS): the feature
+    indices (n x top_k, -1 past the last driver), their contributions and their effects
+    (through each head's calibration, vectorised). ``predict_rows`` and the batch path's
+    columns are both made from these."""
+    picks = {}
+    for target, contrib in contributions.items():
+        index = pick_drivers(contrib, top_k)
+        picked = np.take_along_axis(contrib, np.maximum(index, 0), axis=1)
+        effect = bundle.effects(target, scores[f"{target}_raw"], picked)
+        picks[target] = (index, picked, effect)
+    return picks
 
 
 def predict_rows(
@@ -114,15 +138,7 @@ def predict_rows(
     churn, nps = scores["churn_probability"], scores["predicted_nps"]
     probs = np.column_stack([scores[f"p_{c}"] for c in NPS_CATEGORIES])
     features = bundle.features
-    picks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    if explain:
-        # Drivers for the whole matrix at once: indices, contributions and effects (through
-        # each head's calibration, vectorised); descriptions once per (feature, value).
-        for target, contrib in contributions.items():
-            index = pick_drivers(contrib, top_k)
-            picked = np.take_along_axis(contrib, np.maximum(index, 0), axis=1)
-            effect = bundle.effects(target, scores[f"{target}_raw"], picked)
-            picks[target] = (index, picked, effect)
+    picks = explain_picks(bundle, scores, contributions, top_k) if explain else {}
     described: dict[tuple[str, Any], str] = {}
     describe = bundle.catalog.describe
 
@@ -134,7 +150,7 @@ def predict_rows(
             if i < 0:
                 break
             feature = features[i]
-            value = _plain(value_of(r, feature))
+            value = plain_value(value_of(r, feature))
             key = (feature, value)
             if key not in described:
                 described[key] = describe(feature, value)

@@ -159,6 +159,57 @@ def assert_same_drivers(left: list[dict], right: list[dict]) -> None:
         assert a["description"] == b["description"]
 
 
+def test_the_batch_columns_are_the_predict_rows_dicts_exactly(small_world):
+    """The batch path builds Arrow columns without a dict per row; every field of every row,
+    drivers, effects and descriptions included, is what ``predict_rows`` (/predict) says."""
+    from features.loading import load_tables
+    from features.validation import validate_tables
+    from serving.batch import api_drivers, predictions_batch
+    from serving.predictions import predict_rows
+    from training.snapshots import active_customers
+
+    settings, data, _, _ = small_world
+    champion = load_champion(settings)
+    bundle, tiers = champion.bundle, settings.serving.risk_tiers
+    as_of = pd.Timestamp("2025-12-31")
+    tables = validate_tables(load_tables(data))
+    pairs = pd.DataFrame({"customer_id": active_customers(tables, as_of), "as_of": as_of})
+    features = bundle.features_for(tables, pairs).reset_index(drop=True)
+    # A missing value and a column the frame lacks must read as they do in /predict.
+    features.loc[::7, bundle.features[0]] = None
+    features = features.drop(columns=[bundle.features[-1]])
+    table = predictions_batch(bundle, features, champion.card, "2025-12-31", True, 5, tiers)
+    columns = {c: features[c].to_numpy() for c in features.columns}
+    rows, _ = predict_rows(
+        bundle,
+        bundle.encoder.transform(features),
+        features["customer_id"].tolist(),
+        lambda r, f: columns[f][r] if f in columns else None,
+        True,
+        5,
+        tiers,
+    )
+    batch = table.to_pylist()
+    assert len(batch) == len(rows) > 0
+    for got, want in zip(batch, rows, strict=True):
+        probs = want["category_probabilities"] or {}
+        assert got["customer_id"] == want["customer_id"]
+        assert got["churn_probability"] == want["churn_probability"]
+        assert got["predicted_nps"] == want["predicted_nps"]
+        assert got["nps_category"] == want["nps_category"]
+        assert got["risk_tier"] == want["risk_tier"]
+        assert [got[f"p_{c}"] for c in ("detractor", "passive", "promoter")] == [
+            probs.get(c) for c in ("detractor", "passive", "promoter")
+        ]
+        assert api_drivers(got["drivers"]) == [
+            {**d, "value": float(d["value"]) if isinstance(d["value"], bool | int) else d["value"]}
+            for d in want["drivers"]
+        ]
+    assert sum(len(r["drivers"]) for r in batch) > len(batch)  # several drivers per row
+    plain = predictions_batch(bundle, features, champion.card, "2025-12-31", False, 5, tiers)
+    assert plain.column("drivers").null_count == len(rows)
+
+
 def test_batch_scores_equal_what_predict_returns(small_world, tmp_path):
     from serving.batch import read_predictions, score_source
 
