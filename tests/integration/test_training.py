@@ -356,8 +356,10 @@ def test_the_nps_outputs_come_from_one_distribution(champion, recent):
         assert all(d["effect"] * d["contribution"] >= 0 for d in churn)  # same direction
 
 
-def test_the_readme_what_if_moves_with_open_tickets(champion):
-    """README: `{"records": [{"plan_tier": "pro", "tickets_open": 4}]}` as a what-if."""
+def test_a_what_if_moves_with_open_tickets(champion):
+    """`{"records": [{"plan_tier": "pro", "tickets_open": 4}]}` as a what-if, on a model that
+    weighs open tickets (this fixture's does; the README's example names a feature the 5k
+    demo's champion weighs, since a feature a model gives no weight moves nothing)."""
     from npsrisk.settings import RiskTierSettings
     from serving.predictions import ModelCard
     from serving.state import Champion, predict_records
