@@ -292,7 +292,7 @@ class ServingState:
 
 def _encoded(champion: Champion, store: FeatureStore, cache: Path | None) -> np.ndarray:
     if cache is None:
-        return champion.bundle.encoder.transform(store.frame)
+        return champion.bundle.encoder.transform_columns(store.columns, len(store))
     path = cache / f"X-{Path(store.path).stem}-v{champion.card.version}.npy"
     if path.is_file():
         try:
@@ -301,7 +301,7 @@ def _encoded(champion: Champion, store: FeatureStore, cache: Path | None) -> np.
                 return X
         except (OSError, ValueError):
             pass
-    X = champion.bundle.encoder.transform(store.frame)
+    X = champion.bundle.encoder.transform_columns(store.columns, len(store))
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as handle:

@@ -3,6 +3,7 @@ models built on them, and the response model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
@@ -73,6 +74,30 @@ class FeatureEncoder:
                 out[:, i] = self._code(column, frame[column])
             else:
                 out[:, i] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        return out
+
+    def transform_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """The same as ``transform`` for NumPy columns (a feature store's), without pandas:
+        a restarted worker encodes an uncached store with it. A numeric feature held as text
+        takes the frame path, whose parsing it needs."""
+        out = np.full((n, len(self.features)), np.nan)
+        for i, column in enumerate(self.features):
+            values = columns.get(column)
+            if values is None:
+                continue
+            if column in self.codes_:
+                codes = self.codes_[column]
+                other = codes.get(OTHER, np.nan)
+                out[:, i] = [
+                    np.nan if v is None or v != v else codes.get(str(v), other)
+                    for v in values.tolist()
+                ]
+            elif values.dtype.kind in "fiub":
+                out[:, i] = values.astype(float)
+            else:
+                import pandas as pd
+
+                return self.transform(pd.DataFrame(dict(columns)))
         return out
 
     def transform_records(self, records: list[dict[str, Any]]) -> np.ndarray:

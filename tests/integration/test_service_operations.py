@@ -140,6 +140,7 @@ state = ServingState.build(load_champion(settings, version), load_store(settings
 store = state.store
 prediction = state.predict_ids([store.columns["customer_id"][0]], True, 5,
                                settings.serving.risk_tiers)[0][0]
+assert state.previous() is not None  # the earlier store was read and encoded
 heavy = ["mlflow", "sklearn", "scipy.optimize", "pandas", "ibis", "shap", "evidently", "sqlalchemy"]
 before = [m for m in heavy if m in sys.modules]
 has_text = state.champion.bundle.text is not None  # unpickled on first use
@@ -154,18 +155,29 @@ def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_sklearn_or_
     import subprocess
     import sys
 
+    from features.store import current_store_path
+
     process, copy = ops
     pointer = champion_pointer_path(copy)  # the copy also holds the original home's
     noted = json.loads(pointer.read_text())
     arbiter = psutil.Process(process.process.pid)
     assert noted["instance"].endswith(f"-{arbiter.pid}-{int(arbiter.create_time())}")
-    result = subprocess.run(
-        [sys.executable, "-c", LEAN_LOAD, json.dumps(noted)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NPSRISK_HOME": str(copy.home_path)},
-        timeout=300,
-    )
+    # An earlier materialization whose encoded matrix is not cached: the explained prediction
+    # encodes it too, still without pandas (the ops service polls no store: it never sees it).
+    current = current_store_path(copy.home_path)
+    name = current.name.split("-")
+    earlier = current.with_name("-".join([name[0], "20000101", *name[2:]]))
+    shutil.copyfile(current, earlier)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", LEAN_LOAD, json.dumps(noted)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NPSRISK_HOME": str(copy.home_path)},
+            timeout=300,
+        )
+    finally:
+        earlier.unlink()
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["version"] == noted["version"] and seen["drivers"] > 0

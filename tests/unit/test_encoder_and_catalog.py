@@ -26,6 +26,25 @@ def test_record_fast_path_matches_the_frame_path():
     )
 
 
+def test_column_path_matches_the_frame_path_without_pandas_objects():
+    # A feature store's columns as FeatureStore reads them: floats with NaN, text with None.
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "tier": ["a", "b", "c"], "n": [1, 2, 3]})
+    enc = FeatureEncoder(["x", "tier", "n", "absent"], ["tier"], max_categories=2).fit(train)
+    columns = {
+        "x": np.array([0.5, np.nan, 7.0, 1e9]),
+        "tier": np.array(["a", None, "zzz", OTHER], dtype=object),
+        "n": np.array([4, 5, 6, 7]),
+    }
+    got = enc.transform_columns(columns, 4)
+    np.testing.assert_array_equal(got, enc.transform(pd.DataFrame(columns)))
+    assert np.isnan(got[1, 1]) and got[2, 1] == enc.codes_["tier"][OTHER]
+    # A numeric feature held as text is parsed as the frame path parses it.
+    texts = {**columns, "x": np.array(["1.5", None, "bad", "2"], dtype=object)}
+    np.testing.assert_array_equal(
+        enc.transform_columns(texts, 4), enc.transform(pd.DataFrame(texts))
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "text"),
     [
