@@ -180,8 +180,8 @@ class FeatureStore:
     """A read-only, in-memory copy of one store file with a hash index on customer_id.
 
     The columns are plain NumPy arrays: a serving worker that restarts reads the file and
-    its encoded matrix (cached beside it) without importing pandas. ``frame`` builds the
-    pandas view on first use (encoding a store the cache does not hold yet, monitoring).
+    its encoded matrix (cached beside it, else ``FeatureEncoder.transform_columns``) without
+    importing pandas. ``frame`` builds the pandas view on first use (monitoring, tests).
     """
 
     def __init__(self, path: Path, columns: dict[str, np.ndarray], meta: dict):

@@ -17,7 +17,7 @@ from features.contract import NPS_CATEGORIES
 from interventions.planning import CustomerContext
 from interventions.playbooks import recent_themes
 from npsrisk.settings import RiskTierSettings
-from serving.predictions import risk_tier
+from serving.predictions import risk_tiers
 from serving.state import ServingState
 
 if TYPE_CHECKING:  # the act routes build frames on first use; a worker starts without pandas
@@ -98,7 +98,7 @@ def _cached_frame(
     for k, c in enumerate(NPS_CATEGORIES):
         frame[f"p_{c}"] = probs[:, k]
     frame["detractor_probability"] = probs[:, 0]
-    frame["risk_tier"] = [risk_tier(float(churn[i]), float(probs[i, 0]), tiers) for i in range(n)]
+    frame["risk_tier"] = risk_tiers(churn, probs[:, 0], tiers)
     mrr = state.store.columns.get("mrr")
     frame["mrr"] = np.asarray(mrr, dtype=float) if mrr is not None else np.nan
     frame["revenue_at_risk"] = frame["mrr"] * frame["churn_probability"]

@@ -107,9 +107,11 @@ def score_frame(
 def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     """Arrow batches from Spark carry timestamps as UTC instants (the session time zone is
     UTC); the features compare naive UTC times, as the DuckDB path's frames hold them."""
+    from features.validation import to_utc_naive
+
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+            frame[column] = to_utc_naive(frame[column])
     return frame
 
 

@@ -180,6 +180,7 @@ def predict_rows(
             lambda churn, detractor: risk_tier(churn, detractor, tiers),
             threads,
         )
+    tier_of = risk_tiers(churn, probs[:, 0], tiers)
     out = []
     for r, customer_id in enumerate(customer_ids):
         has_nps = not math.isnan(nps[r])
@@ -193,7 +194,7 @@ def predict_rows(
                 if has_nps
                 else None
             ),
-            "risk_tier": risk_tier(float(churn[r]), float(probs[r, 0]), tiers),
+            "risk_tier": tier_of[r],
         }
         if explain:
             row["score_distribution"] = (

@@ -76,6 +76,11 @@ class FeatureEncoder:
                 out[:, i] = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
         return out
 
+    def _level_code(self, column: str, value: Any) -> float:
+        """One category's code; an unseen or rare level takes the 'other' code (or NaN)."""
+        codes = self.codes_[column]
+        return codes.get(str(value), codes.get(OTHER, np.nan))
+
     def transform_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """The same as ``transform`` for NumPy columns (a feature store's), without pandas:
         a restarted worker encodes an uncached store with it. A numeric feature held as text
@@ -86,10 +91,8 @@ class FeatureEncoder:
             if values is None:
                 continue
             if column in self.codes_:
-                codes = self.codes_[column]
-                other = codes.get(OTHER, np.nan)
                 out[:, i] = [
-                    np.nan if v is None or v != v else codes.get(str(v), other)
+                    np.nan if v is None or v != v else self._level_code(column, v)
                     for v in values.tolist()
                 ]
             elif values.dtype.kind in "fiub":
@@ -109,8 +112,7 @@ class FeatureEncoder:
                 if i is None or value is None:
                     continue
                 if name in self.codes_:
-                    codes = self.codes_[name]
-                    out[r, i] = codes.get(str(value), codes.get(OTHER, np.nan))
+                    out[r, i] = self._level_code(name, value)
                 else:
                     try:  # noqa: SIM105 - hot path; contextlib.suppress costs more
                         out[r, i] = float(value)
