@@ -56,8 +56,10 @@ def _seconds(column: ir.Column) -> ir.NumericColumn:
 
 def with_cutoff(spine: ir.Table) -> ir.Table:
     """A ``(customer_id, as_of)`` spine with its ``_cutoff`` (as features.build.make_spine
-    computes it in memory), for spines that live on the engine (Spark)."""
-    return spine.mutate(_cutoff=(_seconds(spine.as_of) + DAY).cast("int64"))
+    computes it in memory), for spines that live on the engine (Spark). An as-of time within
+    its day counts as that day: every window starts at midnight (see _daily_usage)."""
+    day = (_seconds(spine.as_of) / DAY).floor() * DAY
+    return spine.mutate(_cutoff=(day + DAY).cast("int64"))
 
 
 def _number(column: ir.NumericColumn) -> ir.NumericColumn:
@@ -71,6 +73,12 @@ def _events(
 ) -> ir.Table:
     """Spine rows joined to their customer's events dated before the cutoff."""
     ev = events.select(_cid=events.customer_id, _ts=_seconds(events[time_column]), **columns)
+    return _join_events(spine, ev, lookback_days)
+
+
+def _join_events(spine: ir.Table, ev: ir.Table, lookback_days: int | None) -> ir.Table:
+    """Spine rows joined to the rows of ``ev`` (``_cid``, ``_ts`` in epoch seconds) of their
+    customer dated before the cutoff and, with ``lookback_days``, within that many days."""
     predicates = [spine.customer_id == ev._cid, ev._ts < spine._cutoff]
     if lookback_days is not None:
         predicates.append(ev._ts >= spine._cutoff - lookback_days * DAY)
@@ -87,17 +95,7 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    # Each metric's value (and its time where positive) as its own column, decided once per
-    # event before the join: the join repeats every event for each as-of date it falls
-    # before, and a string test per joined row and per aggregate dominated the build.
-    value = _number(usage.value)
-    ts = _seconds(usage.timestamp)
-    per_metric: dict[str, ir.Value] = {}
-    for slug, labels in ctx.metrics.items():
-        is_metric = usage.metric.isin(list(labels))
-        per_metric[f"_v_{slug}"] = is_metric.ifelse(value, ibis.null("float64"))
-        per_metric[f"_a_{slug}"] = (is_metric & (value > 0)).ifelse(ts, ibis.null("int64"))
-    j = _events(spine, usage, "timestamp", lookback, **per_metric)
+    j = _join_events(spine, _daily_usage(usage, ctx), lookback)
     span = partial(usage_span, whole_weeks=ctx.whole_weeks)
     recent_days, prior_days = span(s.trend_recent_days), span(s.trend_prior_days)
     recent = _within(j, recent_days)
@@ -130,6 +128,30 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     return out.select(*KEYS, *[c for c in out.columns if c.startswith("usage_")])
 
 
+def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
+    """Usage as one row per customer and day (``_ts``: the day's first second) with, per
+    metric, the day's sum (``_v_``), its number of values (``_n_``) and the last time it was
+    positive (``_a_``). The join repeats each row for every as-of date it falls before, so it
+    gets one row per day, not one per metric and event; every window starts at midnight (the
+    cutoff is the first second after an as-of date), so each day falls wholly inside or outside
+    it and the sums are those of the events."""
+    value = _number(usage.value)
+    ts = _seconds(usage.timestamp)
+    per_metric: dict[str, ir.Value] = {}
+    for slug, labels in ctx.metrics.items():
+        is_metric = usage.metric.isin(list(labels))
+        per_metric[f"_v_{slug}"] = is_metric.ifelse(value, ibis.null("float64"))
+        per_metric[f"_a_{slug}"] = (is_metric & (value > 0)).ifelse(ts, ibis.null("int64"))
+    day = ((ts / DAY).floor() * DAY).cast("int64")
+    rows = usage.select(_cid=usage.customer_id, _ts=day, **per_metric)
+    daily: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        daily[f"_v_{slug}"] = rows[f"_v_{slug}"].sum()
+        daily[f"_n_{slug}"] = rows[f"_v_{slug}"].count()
+        daily[f"_a_{slug}"] = rows[f"_a_{slug}"].max()
+    return rows.group_by(["_cid", "_ts"]).aggregate(**daily)
+
+
 def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.Table:
     """``agg`` with, per metric, the sums over whole weeks back from the as-of date that
     the own-history features need: recent weeks, earlier weeks and their squares, and the
@@ -140,7 +162,7 @@ def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.
     per_week: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
         per_week[f"_wv_{slug}"] = w[f"_v_{slug}"].sum()
-        per_week[f"_wn_{slug}"] = w[f"_v_{slug}"].count()  # rows of this metric that week
+        per_week[f"_wn_{slug}"] = w[f"_n_{slug}"].sum()  # values of this metric that week
     weekly = w.group_by([*KEYS, "_week"]).aggregate(**per_week)
     earlier = weekly._week >= recent
     sums: dict[str, ir.Scalar] = {}
@@ -243,21 +265,26 @@ def ticket_features(spine: ir.Table, tickets: ir.Table, ctx: FeatureContext) -> 
 def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.Table:
     """Conversations and customer-authored messages per window, days since the last chat."""
     windows = ctx.settings.windows_days
-    j = _events(
-        spine,
-        chats,
-        "sent_at",
-        max(ctx.settings.usage_lookback_days, max(windows)),
+    # One row per customer, day and conversation before the join (which repeats each row for
+    # every as-of date it falls before), as _daily_usage does for usage.
+    ts = _seconds(chats.sent_at)
+    rows = chats.select(
+        _cid=chats.customer_id,
+        _day=((ts / DAY).floor() * DAY).cast("int64"),
         conversation_id=chats.conversation_id,
-        author=chats.author,
+        _sent=ts,
+        _mine=(chats.author == "customer").ifelse(1, 0),
     )
+    daily = rows.group_by(["_cid", "_day", "conversation_id"]).aggregate(
+        _customer=rows._mine.sum(), _last=rows._sent.max()
+    )
+    daily = daily.select("_cid", "conversation_id", "_customer", "_last", _ts=daily._day)
+    j = _join_events(spine, daily, max(ctx.settings.usage_lookback_days, max(windows)))
     aggs: dict[str, ir.Scalar] = {}
     for w in windows:
         aggs[f"chat_conversations_{w}d"] = j.conversation_id.nunique(where=_within(j, w))
-        aggs[f"chat_customer_messages_{w}d"] = j._ts.count(
-            where=_within(j, w) & (j.author == "customer")
-        )
-    aggs["_last_chat"] = j._ts.max()
+        aggs[f"chat_customer_messages_{w}d"] = j._customer.sum(where=_within(j, w)).fill_null(0)
+    aggs["_last_chat"] = j._last.max()
     agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
     agg = agg.mutate(chat_days_since_last=(agg._cutoff - agg._last_chat) / DAY)
     return agg.select(*KEYS, *[c for c in agg.columns if c.startswith("chat_")])
