@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from features.plan import text_lookback
+from features.plan import text_lookback, usage_span
 
 if TYPE_CHECKING:  # build imports nothing from here at run time either way
     import pandas as pd
@@ -109,7 +109,7 @@ def _tenure(m, v, ctx) -> str:
 
 
 def _usage_level(m, v, ctx) -> str:
-    return f"{label(m['metric'])} averaged {_n(v)} a day over the last {m['days']} days"
+    return f"{label(m['metric'])} averaged {_n(v)} a day over the last {ctx['days']} days"
 
 
 def _usage_rate(m, v, ctx) -> str:
@@ -119,7 +119,7 @@ def _usage_rate(m, v, ctx) -> str:
         per, v = "per seat", float(v)
     else:
         per, v = f"per 1,000 of {label(m['unit'])}", float(v) * 1000
-    return f"{label(m['metric'])} averaged {_rate(v)} a day {per} over the last {m['days']} days"
+    return f"{label(m['metric'])} averaged {_rate(v)} a day {per} over the last {ctx['days']} days"
 
 
 def _usage_vs_history(m, v, ctx) -> str:
@@ -205,6 +205,8 @@ class _Definition:
     risk: int = 0  # +1: more of it can only raise churn risk; -1: only lower it; 0: either
     learn_range: bool = True  # False: the intrinsic bounds are the range (scores, shares)
     maximum_from: str | None = None  # a context number that caps it (e.g. the look-back)
+    # a usage window: from plan version 3 on, its {days} span whole weeks (features.plan)
+    usage_window: bool = False
 
 
 def _feature(
@@ -298,6 +300,7 @@ DEFINITIONS: tuple[_Definition, ...] = (
         unit="per seat per day",
         minimum=0.0,
         risk=-1,
+        usage_window=True,
     ),
     _feature(
         r"usage_(?P<metric>.+)_(?P<days>\d+)d_per_(?P<unit>[a-z]+)",
@@ -306,6 +309,7 @@ DEFINITIONS: tuple[_Definition, ...] = (
         "{metric} per unit of {unit} unknown ({unit} unknown or zero)",
         unit="per day per unit of account size",
         minimum=0.0,
+        usage_window=True,
     ),
     _feature(
         r"usage_(?P<metric>.+)_vs_history",
@@ -335,13 +339,14 @@ DEFINITIONS: tuple[_Definition, ...] = (
         unit="per day",
         minimum=0.0,
         risk=-1,
+        usage_window=True,
     ),
     _feature(
         r"usage_(?P<metric>.+)_trend",
         _usage_trend,
-        "Change of {metric} in the last {trend_recent_days} days versus the "
-        "{trend_prior_days} before (-0.5: half as much).",
-        "no {metric} in the prior {trend_prior_days} days to compare with",
+        "Change of {metric} in the last {usage_recent_days} days versus the "
+        "{usage_prior_days} before (-0.5: half as much).",
+        "no {metric} in the prior {usage_prior_days} days to compare with",
         unit="relative change",
         minimum=-1.0,
         risk=-1,
@@ -856,7 +861,12 @@ class FeatureCatalog:
 
 def _context_words(definition: _Definition, match: re.Match[str], context: Mapping) -> dict:
     words = dict(context)
+    # Catalogues shipped before plan version 3's words were added: their trend periods.
+    words.setdefault("usage_recent_days", context.get("trend_recent_days"))
+    words.setdefault("usage_prior_days", context.get("trend_prior_days"))
     words.update({k: label(v) for k, v in match.groupdict().items()})
+    if definition.usage_window and "days" in words:
+        words["days"] = str(usage_span(int(words["days"]), bool(context.get("whole_weeks"))))
     theme = match.groupdict().get("theme")
     if theme is not None:
         words["theme_label"] = context.get("theme_labels", {}).get(theme, label(theme))
@@ -893,13 +903,20 @@ def history_weeks(settings: Any) -> tuple[int, int]:
     return recent, total
 
 
-def _context_of(settings: Any = None, theme_labels: Mapping[str, str] | None = None) -> dict:
-    """The numbers descriptions mention (look-backs, periods), from feature settings."""
+def _context_of(
+    settings: Any = None, theme_labels: Mapping[str, str] | None = None, whole_weeks: bool = False
+) -> dict:
+    """The numbers descriptions mention (look-backs, periods), from feature settings;
+    ``whole_weeks``: the plan cuts usage windows to whole weeks (features.plan.usage_span), so a
+    feature named ``usage_logins_30d`` covers 28 days and says so."""
     if settings is None:
         from npsrisk.settings import FeatureSettings
 
         settings = FeatureSettings()
     return {
+        "whole_weeks": whole_weeks,
+        "usage_recent_days": usage_span(settings.trend_recent_days, whole_weeks),
+        "usage_prior_days": usage_span(settings.trend_prior_days, whole_weeks),
         "usage_lookback": max(
             settings.usage_lookback_days,
             max(settings.windows_days),
@@ -1030,7 +1047,7 @@ def learn_catalog(plan: FeaturePlan, frame: pd.DataFrame | None = None) -> Featu
     """
     from features.contract import CUSTOMERS
 
-    context = _context_of(plan.settings, plan.text_themes)
+    context = _context_of(plan.settings, plan.text_themes, plan.whole_weeks)
     contract = {c.name: c for c in CUSTOMERS.columns}
     specs: dict[str, FeatureSpec] = {}
     attrs = plan.attributes

@@ -205,6 +205,37 @@ def test_catalog_round_trips_and_describes_with_the_plans_words(catalog):
     )
 
 
+@pytest.mark.parametrize("version, short, long, prior", [(3, 28, 84, 56), (2, 30, 90, 60)])
+def test_usage_descriptions_name_the_days_the_window_covers(version, short, long, prior):
+    """From plan version 3 a usage window is cut to whole weeks (usage_logins_30d sums 28
+    days), and every sentence about it says the days it sums; ticket windows are not cut."""
+    plan = _plan()
+    plan.version = version
+    catalog = learn_catalog(plan)
+    assert f"last {short} days" in catalog["usage_logins_30d"].description
+    assert catalog.describe("usage_logins_30d", 2.5) == (
+        f"logins averaged 2.5 a day over the last {short} days"
+    )
+    assert catalog.describe("usage_logins_90d", float("nan")) == (
+        f"no logins recorded in the last {long} days"
+    )
+    assert catalog.describe("usage_logins_trend", None) == (
+        f"no logins in the prior {prior} days to compare with"
+    )
+    if version >= 2:
+        assert catalog.describe("usage_logins_90d_per_seat", 0.042) == (
+            f"logins averaged 0.042 a day per seat over the last {long} days"
+        )
+    assert catalog.describe("tickets_30d", 3) == "3 tickets in the last 30 days"
+    # A catalogue shipped before these words existed still describes (its own periods).
+    old = catalog.to_dict()
+    for key in ("whole_weeks", "usage_recent_days", "usage_prior_days"):
+        old["context"].pop(key)
+    assert FeatureCatalog.from_dict(old).describe("usage_logins_trend", None) == (
+        "no logins in the prior 60 days to compare with"
+    )
+
+
 def test_catalog_without_training_frame_checks_intrinsic_bounds_only():
     catalog = learn_catalog(_plan())
     assert catalog["plan_tier"].categories is None
