@@ -226,11 +226,13 @@ def _checked_batch(
     rows = np.flatnonzero(bad)
     for name in part.columns:
         # Only the few bad rows are turned to text: converting every value costs more than
-        # the checks themselves.
+        # the checks themselves (and a batch without one gets a column of nulls as is).
+        if not len(rows):
+            arrays[f"{RAW}{name}"] = pa.nulls(len(part), pa.string())
+            continue
         raw = np.full(len(part), None, dtype=object)
-        if len(rows):
-            values = part[name].iloc[rows]
-            raw[rows] = values.astype("string").astype(object).where(values.notna(), None)
+        values = part[name].iloc[rows]
+        raw[rows] = values.astype("string").astype(object).where(values.notna(), None)
         arrays[f"{RAW}{name}"] = pa.array(raw, type=pa.string(), from_pandas=True)
     return pa.table(arrays)
 
