@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import partial
 
 import ibis
 import ibis.expr.types as ir
@@ -96,21 +95,7 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
     j = _join_events(spine, _daily_usage(usage, ctx), lookback)
-    span = partial(usage_span, whole_weeks=ctx.whole_weeks)
-    recent_days, prior_days = span(s.trend_recent_days), span(s.trend_prior_days)
-    recent = _within(j, recent_days)
-    prior = ~recent & _within(j, recent_days + prior_days)
-    aggs: dict[str, ir.Scalar] = {}
-    for slug in ctx.metrics:
-        v = j[f"_v_{slug}"]
-        for w in s.windows_days:
-            aggs[f"usage_{slug}_{w}d"] = v.sum(where=_within(j, span(w))) / span(w)
-        aggs[f"_recent_{slug}"] = v.sum(where=recent) / recent_days
-        aggs[f"_prior_{slug}"] = v.sum(where=prior) / prior_days
-        aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
-    if ctx.history:
-        agg = _with_weekly_history(agg, j, ctx)
+    agg = _by_weeks(j, ctx) if ctx.whole_weeks else _by_days(j, ctx)
 
     derived: dict[str, ir.Value] = {}
     for slug in ctx.metrics:
@@ -126,6 +111,65 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
             derived.update(_history_features(agg, slug, ctx.settings))
     out = agg.mutate(**derived)
     return out.select(*KEYS, *[c for c in out.columns if c.startswith("usage_")])
+
+
+def _by_days(j: ir.Table, ctx: FeatureContext) -> ir.Table:
+    """The usage sums per as-of date straight from the joined days (plans before version 3,
+    whose windows are not whole weeks), with the own history beside them."""
+    s = ctx.settings
+    recent_days, prior_days = s.trend_recent_days, s.trend_prior_days
+    recent = _within(j, recent_days)
+    prior = ~recent & _within(j, recent_days + prior_days)
+    aggs: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        v = j[f"_v_{slug}"]
+        for w in s.windows_days:
+            aggs[f"usage_{slug}_{w}d"] = v.sum(where=_within(j, w)) / w
+        aggs[f"_recent_{slug}"] = v.sum(where=recent) / recent_days
+        aggs[f"_prior_{slug}"] = v.sum(where=prior) / prior_days
+        aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
+    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+    return _with_weekly_history(agg, j, ctx) if ctx.history else agg
+
+
+def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
+    """The usage sums per as-of date from weekly totals (plan version 3 on). Every window,
+    trend period and history week is then whole weeks back from the cutoff, so one grouping
+    of the joined days into weeks serves them all: the joined rows are read once (reading
+    them twice, for the windows and for the history, and spilling, was most of the build)."""
+    s = ctx.settings
+
+    def weeks(days: int) -> int:
+        return usage_span(days, whole_weeks=True) // 7
+
+    per_week: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        per_week[f"_wv_{slug}"] = j[f"_v_{slug}"].sum()
+        per_week[f"_wn_{slug}"] = j[f"_n_{slug}"].sum()  # values of this metric that week
+        per_week[f"_wa_{slug}"] = j[f"_a_{slug}"].max()
+    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
+    weekly = j.mutate(_week=week).group_by([*KEYS, "_cutoff", "_week"]).aggregate(**per_week)
+    wk = weekly._week
+    recent_w, prior_w = weeks(s.trend_recent_days), weeks(s.trend_prior_days)
+    recent, prior = wk < recent_w, (wk >= recent_w) & (wk < recent_w + prior_w)
+    history_recent, total = history_weeks(s)
+    aggs: dict[str, ir.Scalar] = {}
+    for slug in ctx.metrics:
+        v = weekly[f"_wv_{slug}"]
+        for w in s.windows_days:
+            aggs[f"usage_{slug}_{w}d"] = v.sum(where=wk < weeks(w)) / (7 * weeks(w))
+        aggs[f"_recent_{slug}"] = v.sum(where=recent) / (7 * recent_w)
+        aggs[f"_prior_{slug}"] = v.sum(where=prior) / (7 * prior_w)
+        aggs[f"_last_{slug}"] = weekly[f"_wa_{slug}"].max()
+        if ctx.history:  # as _with_weekly_history sums them
+            has = (weekly[f"_wn_{slug}"] > 0) & (wk < total)
+            earlier = wk >= history_recent
+            wv = v.fill_null(0)
+            aggs[f"_hr_{slug}"] = wv.sum(where=has & ~earlier)
+            aggs[f"_he_{slug}"] = wv.sum(where=has & earlier)
+            aggs[f"_hq_{slug}"] = (wv * wv).sum(where=has & earlier)
+            aggs[f"_hk_{slug}"] = wk.max(where=has)
+    return weekly.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
 
 def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
