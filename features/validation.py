@@ -105,7 +105,11 @@ _ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 def _text_array(series: pd.Series) -> pa.Array:
     """Trimmed strings as an Arrow array; empty strings and missing values are null."""
-    if is_numeric_dtype(series) and series.dtype != bool:
+    if _arrow_strings(series):  # read from Arrow and kept there: no Python strings
+        array = pa.array(series.array)
+        array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        array = array.cast(pa.string())
+    elif is_numeric_dtype(series) and series.dtype != bool:
         # An id stored as a number: 1.0 must read "1", not "1.0".
         numeric = pd.to_numeric(series, errors="coerce")
         if bool(np.all(np.isnan(numeric) | (numeric == np.round(numeric)))):
@@ -119,6 +123,13 @@ def _text_array(series: pd.Series) -> pa.Array:
             array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
     trimmed = pc.utf8_trim_whitespace(array)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def _arrow_strings(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return isinstance(dtype, pd.ArrowDtype) and (
+        pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
+    )
 
 
 def to_text(series: pd.Series) -> pd.Series:
@@ -235,9 +246,10 @@ def _present(raw: pd.Series, allow_tokens: bool) -> pd.Series:
 
 
 def _coerce(
-    column: Column, raw: pd.Series, dates: DateRange
+    column: Column, raw: pd.Series, dates: DateRange, arrow_text: bool = False
 ) -> tuple[pd.Series, list[tuple[str, pd.Series]]]:
-    """The typed column and the (reason, mask) pairs of rows that break its rules."""
+    """The typed column and the (reason, mask) pairs of rows that break its rules
+    (``arrow_text``: an id or text column stays Arrow-backed, for engines that write Arrow)."""
     problems: list[tuple[str, pd.Series]] = []
     missing_code = {"id": "missing_id", "date": "missing_date", "timestamp": "missing_date"}.get(
         column.kind, "missing_value"
@@ -250,7 +262,10 @@ def _coerce(
             problems.append(
                 ("invalid_value", pd.Series(bad.to_numpy(zero_copy_only=False), index=raw.index))
             )
-        typed = pd.Series(text.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
+        if arrow_text:
+            typed = pd.Series(pd.arrays.ArrowExtensionArray(text), index=raw.index)
+        else:
+            typed = pd.Series(text.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
         present = pd.Series(pc.is_valid(text).to_numpy(zero_copy_only=False), index=raw.index)
     elif column.kind in ("date", "timestamp"):
         present = _present(raw, allow_tokens=False)
@@ -313,11 +328,12 @@ def empty_column(column: Column, index: pd.Index) -> pd.Series:
 
 
 def row_problems(
-    spec: TableSpec, raw: pd.DataFrame, dates: DateRange
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange, arrow_text: bool = False
 ) -> tuple[pd.DataFrame, list[tuple[str, pd.Series]]]:
     """Typed contract columns and the (reason, mask) pairs of the rules a row breaks by
     itself: types, ranges, choices, missing values, implausible dates (``dates``), a ticket
-    resolved before it was created.
+    resolved before it was created. ``arrow_text``: id and text columns come back
+    Arrow-backed (``pd.ArrowDtype``), the same values without a Python string each.
     """
     typed = raw.copy(deep=False)  # columns are replaced, never changed in place
     problems: list[tuple[str, pd.Series]] = []
@@ -325,7 +341,7 @@ def row_problems(
         if column.name not in raw.columns:
             typed[column.name] = empty_column(column, raw.index)
             continue
-        typed[column.name], column_problems = _coerce(column, raw[column.name], dates)
+        typed[column.name], column_problems = _coerce(column, raw[column.name], dates, arrow_text)
         problems.extend(column_problems)
     if spec.name == "tickets":
         problems.append(
@@ -343,11 +359,11 @@ def reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd
 
 
 def row_reasons(
-    spec: TableSpec, raw: pd.DataFrame, dates: DateRange
+    spec: TableSpec, raw: pd.DataFrame, dates: DateRange, arrow_text: bool = False
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """``row_problems`` per row, as the engines that check a batch at a time want it: the
     typed columns, which rows break a rule, and each row's '; '-joined reasons (None if good)."""
-    typed, problems = row_problems(spec, raw, dates)
+    typed, problems = row_problems(spec, raw, dates, arrow_text)
     bad = np.zeros(len(raw), dtype=bool)
     for _, mask in problems:
         bad |= mask.to_numpy(dtype=bool)

@@ -235,3 +235,35 @@ def test_latest_date_reads_only_time_columns_and_agrees_with_the_tables(tmp_path
     source = tmp_path / "npsrisk.duckdb" if file_format == "duckdb" else tmp_path
     expected = data_window(validate_tables(load_tables(source)))[1]
     assert latest_date(source) == expected
+
+
+def test_arrow_backed_text_is_checked_exactly_as_python_strings():
+    """The DuckDB engine keeps a file's id and text columns in Arrow (no Python string per
+    value): the typed values and every reason must be the ones of the Python-string path."""
+    import pyarrow as pa
+
+    from features.contract import TABLES
+    from features.validation import DateRange, row_reasons
+
+    spec = TABLES["chats"]
+    texts = {
+        "customer_id": [" C-1 ", "", None, "C-2", "C-3"],
+        "conversation_id": ["V1", "V1", "V2", "  ", "V3"],
+        "author": ["Customer", "agent ", "robot", None, "BOT"],
+        "text": ["  hi ", "", None, "ok", "fine"],
+    }
+    frame = pd.DataFrame(texts, dtype=object)
+    frame["sent_at"] = pd.to_datetime(["2025-01-01"] * 5)
+    arrow = frame.copy()
+    for name in texts:
+        arrow[name] = pd.arrays.ArrowExtensionArray(pa.array(texts[name], pa.string()))
+    dates = DateRange.of(None)
+    typed, bad, reasons = row_reasons(spec, frame, dates)
+    typed_a, bad_a, reasons_a = row_reasons(spec, arrow, dates, arrow_text=True)
+    assert list(reasons_a) == list(reasons) and list(bad_a) == list(bad)
+    assert bad.sum() >= 3  # a missing id, an empty conversation, an unknown author
+    for name in texts:
+        assert isinstance(typed_a[name].dtype, pd.ArrowDtype)
+        assert typed_a[name].astype(object).where(typed_a[name].notna(), None).tolist() == (
+            typed[name].tolist()
+        )
