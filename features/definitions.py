@@ -135,8 +135,8 @@ def _by_days(j: ir.Table, ctx: FeatureContext) -> ir.Table:
 def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
     """The usage sums per as-of date from weekly totals (plan version 3 on). Every window,
     trend period and history week is then whole weeks back from the cutoff, so one grouping
-    of the joined days into weeks serves them all: the joined rows are read once (reading
-    them twice, for the windows and for the history, and spilling, was most of the build)."""
+    of the joined days into weeks serves them all, and the joined rows are read once, not once
+    for the windows and again for the history."""
     s = ctx.settings
 
     def weeks(days: int) -> int:
