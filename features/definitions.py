@@ -57,8 +57,12 @@ def with_cutoff(spine: ir.Table) -> ir.Table:
     """A ``(customer_id, as_of)`` spine with its ``_cutoff`` (as features.build.make_spine
     computes it in memory), for spines that live on the engine (Spark). An as-of time within
     its day counts as that day: every window starts at midnight (see _daily_usage)."""
-    day = (_seconds(spine.as_of) / DAY).floor() * DAY
-    return spine.mutate(_cutoff=(day + DAY).cast("int64"))
+    return spine.mutate(_cutoff=_day_start(_seconds(spine.as_of)) + DAY)
+
+
+def _day_start(seconds: ir.NumericColumn) -> ir.IntegerColumn:
+    """Epoch seconds to the first second of their (UTC) day."""
+    return ((seconds / DAY).floor() * DAY).cast("int64")
 
 
 def _number(column: ir.NumericColumn) -> ir.NumericColumn:
@@ -186,8 +190,7 @@ def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
         is_metric = usage.metric.isin(list(labels))
         per_metric[f"_v_{slug}"] = is_metric.ifelse(value, ibis.null("float64"))
         per_metric[f"_a_{slug}"] = (is_metric & (value > 0)).ifelse(ts, ibis.null("int64"))
-    day = ((ts / DAY).floor() * DAY).cast("int64")
-    rows = usage.select(_cid=usage.customer_id, _ts=day, **per_metric)
+    rows = usage.select(_cid=usage.customer_id, _ts=_day_start(ts), **per_metric)
     daily: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
         daily[f"_v_{slug}"] = rows[f"_v_{slug}"].sum()
@@ -314,7 +317,7 @@ def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.T
     ts = _seconds(chats.sent_at)
     rows = chats.select(
         _cid=chats.customer_id,
-        _day=((ts / DAY).floor() * DAY).cast("int64"),
+        _day=_day_start(ts),
         conversation_id=chats.conversation_id,
         _sent=ts,
         _mine=(chats.author == "customer").ifelse(1, 0),

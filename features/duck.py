@@ -63,6 +63,7 @@ from features.validation import (
     ValidatedTables,
     ValidationReport,
     _validate_table,
+    arrow_text_type,
     duplicate_reason,
     missing_columns,
     row_reasons,
@@ -212,8 +213,7 @@ def _batch_frame(spec: TableSpec, batch: pa.RecordBatch) -> pd.DataFrame:
     text = {c.name for c in spec.columns if c.kind in ("id", "string")}
     columns = {}
     for i, (meta, array) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-        strings = pa.types.is_string(meta.type) or pa.types.is_large_string(meta.type)
-        if strings and str(meta.name).strip().lower() in text:
+        if arrow_text_type(meta.type) and str(meta.name).strip().lower() in text:
             columns[i] = pd.arrays.ArrowExtensionArray(array)
         else:
             columns[i] = array.to_pandas()

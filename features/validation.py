@@ -125,11 +125,14 @@ def _text_array(series: pd.Series) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
+def arrow_text_type(kind: pa.DataType) -> bool:
+    """An Arrow string type (string or large_string)."""
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
 def _arrow_strings(series: pd.Series) -> bool:
     dtype = series.dtype
-    return isinstance(dtype, pd.ArrowDtype) and (
-        pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
-    )
+    return isinstance(dtype, pd.ArrowDtype) and arrow_text_type(dtype.pyarrow_dtype)
 
 
 def to_text(series: pd.Series) -> pd.Series:
