@@ -557,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         b = http["bare Starlette peer, same ServingState"]
         r50, r99 = p["p50"] / b["p50"], p["p99"] / b["p99"]
         print(
-            f"service / bare peer (auth, validation, inference log on; {len(seq)} requests each, "
+            f"service / bare peer (auth, validation, inference log "
+            f"{'off' if args.no_inference_log else 'on'}; {len(seq)} requests each, "
             f"{args.rounds} alternating rounds): p50 {p['p50']:.3f} / {b['p50']:.3f} ms = "
             f"{r50:.2f}x, p99 {p['p99']:.3f} / {b['p99']:.3f} ms = {r99:.2f}x; goal <= "
             f"{GOAL_RATIO:g}x: {'MET' if max(r50, r99) <= GOAL_RATIO else 'MISSED'}"

@@ -1,25 +1,27 @@
 """How fast the service recovers from ``kill -9`` of a worker, over a real ``bentoml serve``.
 
-    uv run python benchmarks/worker_recovery.py --home /tmp/bench-home          # 1 and 2 workers
-    uv run python benchmarks/worker_recovery.py --workers 2 --trials 7
+    uv run python benchmarks/worker_recovery.py --home /tmp/bench-home  # 1, 2 workers x 1, 0 spares
+    uv run python benchmarks/worker_recovery.py --workers 2 --spares 1 --trials 7
     uv run python benchmarks/worker_recovery.py --imports   # + per-module import times of a worker
 
 The home is built as ``benchmarks/serving_latency.py`` builds it (demo data, a champion, a
-materialized store) unless ``--home`` already holds one. For each worker count the script
-starts ``bentoml serve`` on 127.0.0.1, waits until every worker has loaded, then per trial:
+materialized store) unless ``--home`` already holds one. For each worker count (``--workers``)
+and number of loaded spares (``--spares``, ``serving.spare_workers``) the script starts
+``bentoml serve`` on 127.0.0.1, waits until every process has loaded, then per trial:
 
-1. SIGKILLs one worker and probes ``POST /predict`` (a fresh connection each time) until one
-   answers 200: with one worker that answer comes from the replacement; with two it is **the
-   time until the service answers at all** (the surviving worker);
-2. (two workers) SIGSTOPs the surviving worker, so every new connection can only be accepted
-   by the replacement, and probes again until a 200: **the time from the kill until the
-   replacement worker answers /predict**; then SIGCONTs the survivor;
-3. notes when the arbiter had started the replacement process (BentoML's circus arbiter checks
-   its workers every 10 s unless the service asks it to respawn at once) and the worker's own
-   log line saying its model was loaded.
+1. SIGKILLs one serving worker (a holder of a serving slot, ``serving.slots``) and probes
+   ``POST /predict`` (a fresh connection each time) until one answers 200: with other serving
+   workers this is **the time until the service answers at all**;
+2. with those other serving workers SIGSTOPped from the kill on (so a new connection can only
+   be accepted by a process that was not serving: the spare that claims the freed slot, or
+   without spares the arbiter's replacement process), probes again: **the time from the kill
+   until a worker that was not serving answers /predict**, the figure the goal is about;
+   then SIGCONTs them;
+3. notes when the arbiter's replacement process had loaded (its "initialized" log line):
+   with spares it becomes the next spare, without them it is the worker that answered in 2.
 
-It prints every trial, then the median and max of each time. Goal (issue 9): the replacement
-serves again within 5 s. The server is stopped at the end, also on error or Ctrl-C.
+It prints every trial, then the median and max of each time. Goal (issue 9): a worker serves
+again within 5 s of the kill. The server is stopped at the end, also on error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def workers(server: ServiceProcess):
     )
 
 
+def serving_pids(server: ServiceProcess, home: Path) -> set[int]:
+    """Pids of the workers holding a serving slot (the others are loaded spares)."""
+    from serving.slots import Slots
+
+    pids: set[int] = set()
+    for folder in (home / "run" / "slots").glob(f"*-{server.process.pid}-*"):
+        pids |= set(Slots(folder, len(list(folder.glob("slot-*")))).holders().values())
+    return pids
+
+
 def initialized(server: ServiceProcess) -> int:
     return server.log_path.read_text().count("Service npsrisk initialized")
 
@@ -80,39 +92,42 @@ def probe_until_200(url: str, body: bytes, start: float, limit: float) -> float:
         time.sleep(0.02)
 
 
-def wait_all_loaded(server: ServiceProcess, count: int, loaded: int, limit: float = 300) -> None:
+def wait_all_loaded(
+    server: ServiceProcess, home: Path, count: int, total: int, loaded: int, limit: float = 300
+) -> None:
     deadline = time.time() + limit
-    while len(workers(server)) < count or initialized(server) < loaded:
+    while (
+        len(workers(server)) < total
+        or initialized(server) < loaded
+        or len(serving_pids(server, home)) < count
+    ):
         if time.time() > deadline:
             raise RuntimeError("workers did not load:\n" + server.log_path.read_text()[-3000:])
         time.sleep(0.2)
 
 
-def trial(server: ServiceProcess, count: int, body: bytes, limit: float) -> dict[str, float]:
+def trial(
+    server: ServiceProcess, home: Path, count: int, total: int, body: bytes, limit: float
+) -> dict[str, float]:
     before = workers(server)
-    victim = before[0]
+    serving = serving_pids(server, home)
+    victim = next(w for w in before if w.pid in serving)
+    others = [w for w in before if w.pid in serving and w.pid != victim.pid]
     loaded = initialized(server)
-    start, killed_at = time.perf_counter(), time.time()
+    start = time.perf_counter()
     os.kill(victim.pid, signal.SIGKILL)
     out: dict[str, float] = {}
-    first = probe_until_200(server.url, body, start, limit)
-    if count == 1:
-        out["replacement answers /predict"] = first
-    else:
-        out["service answers at all"] = first
-        survivors = [w for w in before if w.pid != victim.pid]
-        for w in survivors:
-            w.send_signal(signal.SIGSTOP)
-        try:
-            out["replacement answers /predict"] = probe_until_200(server.url, body, start, limit)
-        finally:
-            for w in survivors:
-                w.send_signal(signal.SIGCONT)
-    # When the arbiter started the replacement (its create_time is wall-clock time).
-    new = [w for w in workers(server) if w.pid not in {b.pid for b in before}]
-    if new:
-        out["replacement process started"] = new[0].create_time() - killed_at
-    wait_all_loaded(server, count, loaded + 1, limit)
+    if others:
+        out["service answers at all"] = probe_until_200(server.url, body, start, limit)
+    for w in others:
+        w.send_signal(signal.SIGSTOP)
+    try:
+        out["a new worker answers /predict"] = probe_until_200(server.url, body, start, limit)
+    finally:
+        for w in others:
+            w.send_signal(signal.SIGCONT)
+    wait_all_loaded(server, home, count, total, loaded + 1, limit)
+    out["replacement process loaded"] = time.perf_counter() - start
     return out
 
 
@@ -137,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--spares", type=int, nargs="+", default=[1, 0], help="serving.spare_workers values"
+    )
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--limit", type=float, default=180.0, help="give up a trial after (s)")
     parser.add_argument("--imports", action="store_true", help="also print a worker's imports")
@@ -168,42 +186,48 @@ def main(argv: list[str] | None = None) -> int:
             for seconds, name in sorted(rows, reverse=True)[:25]:
                 print(f"  {seconds:6.2f}  {name.strip()}{'' if name[0] != ' ' else ' (nested)'}")
 
-        results: dict[int, list[dict[str, float]]] = {}
-        for count in args.workers:
-            log = scratch / f"serve-{count}.log"
+        results: dict[tuple[int, int], list[dict[str, float]]] = {}
+        for count, spares in ((c, sp) for c in args.workers for sp in args.spares):
+            log = scratch / f"serve-{count}-{spares}.log"
             env = {
                 "NPSRISK_API_KEYS": API_KEY,
                 "NPSRISK_SERVING__WORKERS": str(count),
+                "NPSRISK_SERVING__SPARE_WORKERS": str(spares),
                 "NPSRISK_SERVING__STORE_POLL_SECONDS": "0",
             }
             server = ServiceProcess(home, log, env)
             clock = time.perf_counter()
             server.wait_until_up(timeout=300)
-            wait_all_loaded(server, count, count)
+            total = count + spares
+            wait_all_loaded(server, home, count, total, total)
             print(
-                f"\n{count} worker(s): ready in {time.perf_counter() - clock:.1f} s "
-                f"(load average {os.getloadavg()[0]:.2f})"
+                f"\n{count} serving worker(s), {spares} spare(s): all loaded in "
+                f"{time.perf_counter() - clock:.1f} s (load average {os.getloadavg()[0]:.2f})"
             )
-            results[count] = []
+            results[count, spares] = []
             for k in range(args.trials):
                 time.sleep(1.0)  # let the previous replacement settle
-                r = trial(server, count, body, args.limit)
-                results[count].append(r)
+                r = trial(server, home, count, total, body, args.limit)
+                results[count, spares].append(r)
                 print(f"  trial {k + 1}: " + ", ".join(f"{n} {v:.2f} s" for n, v in r.items()))
             server.stop()
             server = None
 
-        print("\nsummary (seconds from kill -9 of a worker; median / max over trials):")
+        print("\nsummary (seconds from kill -9 of a serving worker; median / max over trials):")
         met = True
-        for count, rows in results.items():
+        for (count, spares), rows in results.items():
             for name in rows[0]:
                 values = [r[name] for r in rows if name in r]
                 med, top = statistics.median(values), max(values)
-                print(f"  {count} worker(s)  {name:<30} median {med:6.2f}  max {top:6.2f}")
-                if name == "replacement answers /predict":
+                print(
+                    f"  {count} serving + {spares} spare  {name:<30} "
+                    f"median {med:6.2f}  max {top:6.2f}"
+                )
+                if name == "a new worker answers /predict" and spares == max(args.spares):
                     met &= top <= GOAL_SECONDS
         print(
-            f"goal: the replacement answers /predict within {GOAL_SECONDS:g} s: "
+            f"goal: a new worker answers /predict within {GOAL_SECONDS:g} s "
+            f"(with {max(args.spares)} spare(s)): "
             f"{'MET' if met else 'MISSED'} (load average now {os.getloadavg()[0]:.2f})"
         )
         return 0

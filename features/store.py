@@ -248,7 +248,7 @@ class FeatureStore:
         values = self.columns.get(column)
         if values is None:
             return None
-        value = values[row]
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        value = values.item(row)  # a Python scalar, or an object column's own object
+        if value is None or value != value:  # NaN is the one value unequal to itself
             return None
         return value.item() if hasattr(value, "item") else value

@@ -265,6 +265,13 @@ class ServingSettings(_Section):
         description="Service worker processes; 0: one per CPU core, at most 4 (each worker "
         "holds its own copy of the model and the feature store).",
     )
+    spare_workers: int = Field(
+        1,
+        ge=0,
+        description="Loaded worker processes that accept nothing until a serving worker dies, "
+        "then take its place within milliseconds (the arbiter's replacement needs seconds of "
+        "imports and becomes the next spare). Each holds its own copy of the model and store.",
+    )
     threads: int = Field(4, gt=0, description="Request threads per worker.")
     max_concurrency: int = Field(
         8,

@@ -62,6 +62,7 @@ from serving.schemas import (
     ReloadResponse,
     StatusChangeRequest,
 )
+from serving.slots import Slots
 from serving.state import (
     NotReadyError,
     ServingState,
@@ -125,12 +126,11 @@ def _instance_id() -> str:
     return f"{socket.gethostname()}-{parent.pid}-{int(parent.create_time())}"
 
 
-def _instance_metrics_dir(settings: Settings) -> Path:
-    """This instance's own prometheus folder, so two services on one host never mix counters;
-    folders of arbiters that are gone are removed."""
+def _instance_folder(root: Path) -> Path:
+    """This instance's own folder under ``root`` (its prometheus files, its serving slots), so
+    two services on one host never mix them; folders of arbiters that are gone are removed."""
     import psutil
 
-    root = settings.run_path / "metrics"
     folder = root / _instance_id()
     folder.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
@@ -183,7 +183,8 @@ class _QuietClientErrors(logging.Filter):
 @bentoml.asgi_app(build_ui_app(_SLOT, _BOOT), path=UI_PATH, name="ui")
 @bentoml.service(
     name="npsrisk",
-    workers=_BOOT.serving.worker_count,
+    # Serving workers plus loaded spares that take a dead worker's place (serving.slots).
+    workers=_BOOT.serving.worker_count + _BOOT.serving.spare_workers,
     threads=_BOOT.serving.threads,
     # Our own timeout (serving.request_timeout_seconds) answers first, in the envelope.
     traffic={"timeout": _BOOT.serving.request_timeout_seconds + 30},
@@ -204,6 +205,10 @@ class NpsRiskService:
         self._stamp_path = self.settings.run_path / "reload-stamp"
         self._stamp_seen = self._read_stamp()
         self._instance = _instance_id()
+        # A serving slot, claimed now if one is free (this worker serves) or by the start-up
+        # hook once a serving worker exits (this worker is a spare until then).
+        self.slots = Slots(_instance_folder(self.settings.run_path / "slots"), s.worker_count)
+        self.slots.try_claim()
         self._noted: str | None = None
         # A worker the arbiter restarted starts on the version its siblings noted (no MLflow
         # import); its next poll asks the registry.
@@ -212,10 +217,7 @@ class NpsRiskService:
         self._stop = threading.Event()
         self._relay_lock = threading.Lock()
         self.relay = None
-        if self.settings.alerts.relay_poll_seconds > 0:
-            # Started beside the first requests: its imports (SQLAlchemy) are seconds of a
-            # restarted worker's start-up that /predict does not need.
-            threading.Thread(target=self._start_relay, daemon=True, name="npsrisk-relay").start()
+        # A spare follows reloads and new stores too, so it serves the current state at once.
         threading.Thread(target=self._poll, daemon=True, name="npsrisk-refresh").start()
         # What a /reload of a version not cached yet needs (MLflow's pyfunc loader, sklearn for
         # the text scorer's pipelines), imported beside the first requests instead of at start
@@ -247,7 +249,34 @@ class NpsRiskService:
         }
 
     @bentoml.on_startup
-    async def _install_signals(self) -> None:
+    async def _start_serving(self) -> None:
+        """Runs before uvicorn accepts connections: a spare waits here for a serving slot."""
+        if self.slots.held is None:
+            await self._wait_as_spare()
+        if self.settings.alerts.relay_poll_seconds > 0:
+            # Started beside the first requests: its imports (SQLAlchemy) are seconds of a
+            # restarted worker's start-up that /predict does not need.
+            threading.Thread(target=self._start_relay, daemon=True, name="npsrisk-relay").start()
+        self._install_signals()
+
+    async def _wait_as_spare(self) -> None:
+        """Loaded, accepting nothing, until a serving worker exits and frees its slot. Asked to
+        stop meanwhile, a spare leaves at once: it holds no request and no logged record."""
+
+        def leave(signum, frame) -> None:
+            self._close()
+            os._exit(0)
+
+        previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGINT)}
+        logger.info("spare worker: loaded; serves when a serving worker exits")
+        try:
+            slot = await self.slots.claim()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        logger.info("spare worker took serving slot %d", slot)
+
+    def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload_all))
         # uvicorn's own SIGTERM handler closes idle keep-alive connections at once, so a
@@ -589,7 +618,8 @@ class _FrontedService(Service):
     def to_asgi(self, is_main: bool = True):
         settings = _settings_or_defaults()
         try:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_instance_metrics_dir(settings))
+            metrics = _instance_folder(settings.run_path / "metrics")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
         except OSError:
             logger.exception("could not create this instance's metrics folder")
         s = settings.serving

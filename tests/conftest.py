@@ -98,8 +98,10 @@ def ServiceProcess(home: Path, log_path: Path, extra_env: dict[str, str] | None 
         "NPSRISK_API_KEYS": ",".join(API_KEYS),
         "NPSRISK_ADMIN_KEYS": ADMIN_KEY,
         "NPSRISK_SERVING__STORE_POLL_SECONDS": "1",
-        # One worker per test service (the machine is shared); tests of several workers ask.
+        # One worker and no spare per test service (the machine is shared); tests of several
+        # workers or of the spare ask.
         "NPSRISK_SERVING__WORKERS": "1",
+        "NPSRISK_SERVING__SPARE_WORKERS": "0",
         "NPSRISK_SERVING__BODY_TIMEOUT_SECONDS": "2",
         **(extra_env or {}),
     }

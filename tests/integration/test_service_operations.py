@@ -1,5 +1,6 @@
-"""Operations of a real two-worker service: its own /metrics, load shedding, one /reload
-reaching every worker, a worker killed with SIGKILL, and a drain without connection resets."""
+"""Operations of a real two-worker service with a loaded spare: its own /metrics, load
+shedding, one /reload reaching every worker, a serving worker killed with SIGKILL and the spare
+taking its place, and a drain without connection resets."""
 
 import os
 import re
@@ -8,6 +9,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -27,7 +29,8 @@ BODY = {"customer_ids": ["C-000001"], "explain": False}
 @pytest.fixture(scope="module")
 def ops(service, trained, tmp_path_factory):
     """A copy of the served home with a second registered version (the same model), served by
-    two workers that shed past 4 requests each, so moving its champion harms no other test."""
+    two workers that shed past 4 requests each and one loaded spare, so moving its champion
+    harms no other test."""
     settings, _ = trained
     home = tmp_path_factory.mktemp("ops") / "home"
     shutil.copytree(settings.home_path, home, ignore=shutil.ignore_patterns("run", "inference_log"))
@@ -47,6 +50,7 @@ def ops(service, trained, tmp_path_factory):
         home.parent / "serve.log",
         {
             "NPSRISK_SERVING__WORKERS": "2",
+            "NPSRISK_SERVING__SPARE_WORKERS": "1",
             "NPSRISK_SERVING__THREADS": "2",
             "NPSRISK_SERVING__MAX_CONCURRENCY": "4",
             "NPSRISK_SERVING__STORE_POLL_SECONDS": "0",
@@ -55,7 +59,7 @@ def ops(service, trained, tmp_path_factory):
     try:
         process.wait_until_up()
         deadline = time.time() + 180
-        while len(workers(process)) < 2 or initialized(process) < 2:
+        while len(workers(process)) < 3 or initialized(process) < 3 or len(serving(process)) < 2:
             assert time.time() < deadline, process.log_path.read_text()[-3000:]
             time.sleep(0.5)
         yield process, copy
@@ -70,6 +74,17 @@ def workers(process) -> list[psutil.Process]:
         for c in arbiter.children(recursive=True)
         if "_bentoml_impl.worker" in " ".join(c.cmdline())
     ]
+
+
+def serving(process) -> dict[int, int]:
+    """Serving slot -> pid of the worker holding it (the third worker is the spare)."""
+    from serving.slots import Slots
+
+    run = load_settings(home=Path(process.log_path.parent / "home")).run_path
+    held: dict[int, int] = {}
+    for folder in (run / "slots").glob(f"*-{process.process.pid}-*"):
+        held.update(Slots(folder, 2).holders())
+    return held
 
 
 def initialized(process) -> int:
@@ -187,32 +202,64 @@ def test_a_restarting_worker_loads_the_noted_champion_without_mlflow_sklearn_or_
 
 
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
+    """kill -9 of a serving worker: the other one answers at once; with it stopped too, the
+    spare claims the freed slot and answers before the arbiter's replacement has even loaded
+    (the replacement then becomes the next spare)."""
     process, _ = ops
-    victim = workers(process)[0]
+    before = serving(process)
+    assert len(before) == 2 and len(workers(process)) == 3
+    spare = {w.pid for w in workers(process)} - set(before.values())
+    victim, other = (psutil.Process(before[slot]) for slot in (0, 1))
     ready_before = initialized(process)
     start = time.perf_counter()
     os.kill(victim.pid, signal.SIGKILL)
-    answered = None
-    while answered is None:
-        try:
-            r = httpx.post(process.url + "/predict", json=BODY, headers=headers(), timeout=5)
-            if r.status_code == 200:
-                answered = time.perf_counter() - start
-        except httpx.HTTPError:
-            pass
-        assert time.perf_counter() - start < 30
-        time.sleep(0.05)
+    answered = probe(process, start)
+    other.send_signal(signal.SIGSTOP)  # from now on only a worker that was not serving can answer
+    try:
+        taken_over = probe(process, start)
+        # The spare served before the replacement process (seconds of imports) had loaded.
+        assert initialized(process) == ready_before, process.log_path.read_text()[-3000:]
+        assert serving(process) == {0: spare.pop(), 1: other.pid}
+    finally:
+        other.send_signal(signal.SIGCONT)
     while initialized(process) == ready_before:
         assert time.perf_counter() - start < 120, process.log_path.read_text()[-3000:]
         time.sleep(0.1)
     replaced = time.perf_counter() - start
     print(
-        f"\nkill -9 of one of 2 workers: the service answered after {answered:.2f} s, "
-        f"the replacement worker was serving after {replaced:.1f} s"
+        f"\nkill -9 of one of 2 serving workers: the service answered after {answered:.2f} s, "
+        f"the spare served after {taken_over:.2f} s, the replacement (the next spare) had "
+        f"loaded after {replaced:.1f} s"
     )
-    assert answered < 5
-    assert replaced < 120
-    assert victim.pid not in [w.pid for w in workers(process)] and len(workers(process)) == 2
+    assert victim.pid not in [w.pid for w in workers(process)] and len(workers(process)) == 3
+    assert "spare worker took serving slot 0" in process.log_path.read_text()
+    # The replacement is the new spare: it holds no slot, and the service still answers.
+    assert set(serving(process).values()) <= {w.pid for w in workers(process)}
+    assert len(serving(process)) == 2
+    assert probe(process, time.perf_counter()) < 30
+    # Asked to stop, a spare leaves at once and cleanly (it holds no request); the arbiter
+    # starts another, which loads before the next test moves the champion.
+    (new_spare,) = [w for w in workers(process) if w.pid not in serving(process).values()]
+    loaded, logged = initialized(process), len(process.log_path.read_text())
+    new_spare.send_signal(signal.SIGTERM)
+    new_spare.wait(timeout=10)  # psutil.TimeoutExpired if it lingers
+    assert "Traceback" not in process.log_path.read_text()[logged:]
+    while initialized(process) == loaded or len(workers(process)) < 3:
+        assert time.perf_counter() - start < 240, process.log_path.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def probe(process, start: float) -> float:
+    """Seconds from ``start`` until a fresh connection's /predict answers 200 (at most 30)."""
+    while True:
+        try:
+            r = httpx.post(process.url + "/predict", json=BODY, headers=headers(), timeout=5)
+            if r.status_code == 200:
+                return time.perf_counter() - start
+        except httpx.HTTPError:
+            pass
+        assert time.perf_counter() - start < 30, process.log_path.read_text()[-3000:]
+        time.sleep(0.05)
 
 
 def test_one_reload_reaches_every_worker(ops):
@@ -223,13 +270,12 @@ def test_one_reload_reaches_every_worker(ops):
     assert response.status_code == 200, response.text
     assert response.json()["model"]["version"] == "2", response.text
     deadline = time.time() + 120
-    while process.log_path.read_text().count("loaded model npsrisk v2") < 2:
+    pattern = r"\[entry_service:npsrisk:(\d+)\] loaded model npsrisk v2"
+    while len(set(re.findall(pattern, process.log_path.read_text()))) < 3:
         assert time.time() < deadline, process.log_path.read_text()[-3000:]
         time.sleep(0.5)
-    loaded = re.findall(
-        r"\[entry_service:npsrisk:(\d+)\] loaded model npsrisk v2", process.log_path.read_text()
-    )
-    assert sorted(set(loaded)) == ["1", "2"]  # both workers, though only one got /reload
+    # Every worker, though only one got /reload: both serving ones and the spare.
+    assert sorted(set(re.findall(pattern, process.log_path.read_text()))) == ["1", "2", "3"]
     versions = Counter(
         httpx.post(process.url + "/predict", json=BODY, headers=headers()).json()["model"][
             "version"

@@ -26,7 +26,8 @@ def test_every_setting_is_in_the_configuration_reference():
 def test_the_ci_script_runs_the_readme_test_command():
     ci = (Path(__file__).parents[2] / ".ci" / "run").read_text()
     command = (
-        "python3 -m pip install uv && uv sync --frozen && uv run ruff check . && uv run pytest"
+        "python3 -m pip install uv && uv sync --frozen --compile-bytecode && "
+        "uv run ruff check . && uv run pytest"
     )
     assert command in README
     assert command in ci
