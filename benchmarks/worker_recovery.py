@@ -65,12 +65,11 @@ def workers(server: ServiceProcess):
 
 def serving_pids(server: ServiceProcess, home: Path) -> set[int]:
     """Pids of the workers holding a serving slot (the others are loaded spares)."""
-    from serving.slots import Slots
+    from npsrisk.settings import load_settings
+    from serving.slots import serving_workers
 
-    pids: set[int] = set()
-    for folder in (home / "run" / "slots").glob(f"*-{server.process.pid}-*"):
-        pids |= set(Slots(folder, len(list(folder.glob("slot-*")))).holders().values())
-    return pids
+    run = load_settings(home=home).run_path
+    return set(serving_workers(run / "slots", server.process.pid).values())
 
 
 def initialized(server: ServiceProcess) -> int:

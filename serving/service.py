@@ -251,13 +251,16 @@ class NpsRiskService:
     @bentoml.on_startup
     async def _start_serving(self) -> None:
         """Runs before uvicorn accepts connections: a spare waits here for a serving slot."""
+        loop = asyncio.get_running_loop()
+        # SIGHUP reloads, in a spare too (its default action would end the process).
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload_all))
         if self.slots.held is None:
             await self._wait_as_spare()
         if self.settings.alerts.relay_poll_seconds > 0:
             # Started beside the first requests: its imports (SQLAlchemy) are seconds of a
             # restarted worker's start-up that /predict does not need.
             threading.Thread(target=self._start_relay, daemon=True, name="npsrisk-relay").start()
-        self._install_signals()
+        self._install_drain()
 
     async def _wait_as_spare(self) -> None:
         """Loaded, accepting nothing, until a serving worker exits and frees its slot. Asked to
@@ -276,9 +279,7 @@ class NpsRiskService:
                 signal.signal(sig, handler)
         logger.info("spare worker took serving slot %d", slot)
 
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload_all))
+    def _install_drain(self) -> None:
         # uvicorn's own SIGTERM handler closes idle keep-alive connections at once, so a
         # request already on its way gets a reset. We drain first: keep answering (with
         # Connection: close, /readyz 503) for serving.drain_seconds, then hand over.

@@ -82,3 +82,12 @@ class Slots:
             finally:
                 os.close(fd)
         return held
+
+
+def serving_workers(slots_root: Path, arbiter_pid: int) -> dict[int, int]:
+    """Slot -> pid of each serving worker of the instance whose arbiter is ``arbiter_pid``
+    (``slots_root`` is the home's ``run/slots``); its other workers are spares."""
+    held: dict[int, int] = {}
+    for folder in slots_root.glob(f"*-{arbiter_pid}-*"):
+        held.update(Slots(folder, len(list(folder.glob("slot-*")))).holders())
+    return held

@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import mlflow
@@ -78,13 +77,10 @@ def workers(process) -> list[psutil.Process]:
 
 def serving(process) -> dict[int, int]:
     """Serving slot -> pid of the worker holding it (the third worker is the spare)."""
-    from serving.slots import Slots
+    from serving.slots import serving_workers
 
-    run = load_settings(home=Path(process.log_path.parent / "home")).run_path
-    held: dict[int, int] = {}
-    for folder in (run / "slots").glob(f"*-{process.process.pid}-*"):
-        held.update(Slots(folder, 2).holders())
-    return held
+    run = load_settings(home=process.log_path.parent / "home").run_path
+    return serving_workers(run / "slots", process.process.pid)
 
 
 def initialized(process) -> int:
@@ -240,6 +236,10 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(ops):
     # Asked to stop, a spare leaves at once and cleanly (it holds no request); the arbiter
     # starts another, which loads before the next test moves the champion.
     (new_spare,) = [w for w in workers(process) if w.pid not in serving(process).values()]
+    # SIGHUP reloads a spare as it does a serving worker (its default action would end it).
+    new_spare.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert new_spare.is_running() and new_spare.status() != psutil.STATUS_ZOMBIE
     loaded, logged = initialized(process), len(process.log_path.read_text())
     new_spare.send_signal(signal.SIGTERM)
     new_spare.wait(timeout=10)  # psutil.TimeoutExpired if it lingers
