@@ -194,3 +194,50 @@ def test_a_booster_stopped_after_few_trees_is_refitted_slower_for_resolution():
     assert slow_enough or scorer.params["learning_rate"] == 0.5 * SLOWER**2
     tiny = _fit_tree(head, ~cal, cal, {**fast, "n_estimators": 3}, 0)
     assert tiny.params["learning_rate"] == 0.5 and tiny.booster.num_trees() == 3
+
+
+def _monthly(n: int, months: int = 12) -> tuple[pd.DataFrame, object]:
+    from training.snapshots import Split
+
+    dates = pd.date_range("2024-01-31", periods=months, freq="ME")
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.tile([f"c{i}" for i in range(n)], len(dates)),
+            "as_of": np.repeat(dates, n),
+        }
+    )
+    train = frame["as_of"].isin(dates[:-3]).to_numpy()
+    split = Split("temporal", train, ~train, list(dates[:-3]), list(dates[-3:]))
+    return frame, split
+
+
+def test_the_nps_linear_part_may_drop_the_sign_rule_and_churn_keeps_it():
+    """Two correlated features whose partial effect runs against the declared direction: the
+    sign rule drops the second one. For NPS the inner windows may choose the free fit (it
+    predicts better here); churn keeps its promised directions whatever they say."""
+    from training.selection import FREE, HeadData, choose_head, inner_origins
+
+    rng = np.random.default_rng(7)
+    frame, split = _monthly(500)
+    a = rng.normal(size=len(frame))
+    b = a + 0.5 * rng.normal(size=len(frame))  # correlated with a; marginally "good"
+    X = np.column_stack([a, b])
+    settings = TrainingSettings(search_origins=2, lightgbm={"n_estimators": 40})
+    origins = inner_origins(frame, split, 90, settings)
+    cal = frame["customer_id"].str[1:].astype(int).to_numpy() % 5 == 0
+    rows = np.ones(len(X), bool)
+
+    score = np.clip(np.round(7 + 2.0 * a - 1.2 * b + rng.normal(0, 1, len(X))), 0, 10)
+    nps = HeadData("nps", "regression", X, score, rows, [], cal, signs=[1, 1])
+    choice = choose_head(nps, origins, split.train, settings)
+    assert choice.configs["linear"].endswith(FREE)
+    assert choice.models["linear"].scorer.signs is None
+    assert choice.models["linear"].scorer.coef_[-1] < 0  # b's partial effect, kept
+
+    margin = -2.0 * a + 1.2 * b - 2
+    churned = (rng.random(len(X)) < 1 / (1 + np.exp(-margin))).astype(float)
+    churn = HeadData("churn", "binary", X, churned, rows, [], cal, signs=[-1, -1])
+    choice = choose_head(churn, origins, split.train, settings)
+    assert not choice.configs["linear"].endswith(FREE)
+    assert choice.models["linear"].scorer.signs == [-1, -1]
+    assert (choice.models["linear"].scorer.coef_ <= 0).all()
