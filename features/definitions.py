@@ -98,7 +98,11 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    j = _join_events(spine, _daily_usage(usage, ctx), lookback)
+    # Rows no as-of date of this spine reaches are left out before anything is grouped.
+    ts = _seconds(usage.timestamp)
+    cutoffs = spine._cutoff
+    reached = (ts < cutoffs.max().as_scalar()) & (ts >= cutoffs.min().as_scalar() - lookback * DAY)
+    j = _join_events(spine, _daily_usage(usage.filter(reached), ctx), lookback)
     agg = _by_weeks(j, ctx) if ctx.whole_weeks else _by_days(j, ctx)
 
     derived: dict[str, ir.Value] = {}
@@ -146,13 +150,7 @@ def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
     def weeks(days: int) -> int:
         return usage_span(days, whole_weeks=True) // 7
 
-    per_week: dict[str, ir.Scalar] = {}
-    for slug in ctx.metrics:
-        per_week[f"_wv_{slug}"] = j[f"_v_{slug}"].sum()
-        per_week[f"_wn_{slug}"] = j[f"_n_{slug}"].sum()  # values of this metric that week
-        per_week[f"_wa_{slug}"] = j[f"_a_{slug}"].max()
-    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
-    weekly = j.mutate(_week=week).group_by([*KEYS, "_cutoff", "_week"]).aggregate(**per_week)
+    weekly = _weekly_totals(j, ctx)
     wk = weekly._week
     recent_w, prior_w = weeks(s.trend_recent_days), weeks(s.trend_prior_days)
     recent, prior = wk < recent_w, (wk >= recent_w) & (wk < recent_w + prior_w)
@@ -176,6 +174,36 @@ def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
     return weekly.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
 
 
+def _weekly_totals(j: ir.Table, ctx: FeatureContext, max_week: int | None = None) -> ir.Table:
+    """The joined days (``_daily_usage`` rows against the spine) as one row per spine row and
+    whole week back from its cutoff (``_week``: 0 is the week before the cutoff), with per
+    metric the week's sum (``_wv_``), its number of values (``_wn_``) and the last time it was
+    positive (``_wa_``); with ``max_week``, only weeks before that one.
+
+    A day with no other day of its customer within 6 days before or after it (``_alone``) is
+    the only day of its week, whatever the cutoff: it is its week's total as it is. Only the
+    other days go through the grouping, which then costs nothing on an export of weekly
+    totals and stays exact on daily or event-level ones."""
+    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
+    j = j.mutate(_week=week)
+    if max_week is not None:
+        j = j.filter(j._week < max_week)
+    per_week: dict[str, ir.Scalar] = {}
+    as_is: dict[str, ir.Value] = {}
+    for slug in ctx.metrics:
+        for total, part, reduce in (
+            ("_wv_", "_v_", "sum"),
+            ("_wn_", "_n_", "sum"),
+            ("_wa_", "_a_", "max"),
+        ):
+            per_week[f"{total}{slug}"] = getattr(j[f"{part}{slug}"], reduce)()
+            as_is[f"{total}{slug}"] = j[f"{part}{slug}"]
+    keys = [*KEYS, "_cutoff", "_week"]
+    alone = j.filter(j._alone).select(*keys, **as_is)
+    grouped = j.filter(~j._alone).group_by(keys).aggregate(**per_week)
+    return ibis.union(alone, grouped.select(*alone.columns), distinct=False)
+
+
 def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
     """Usage as one row per customer and day (``_ts``: the day's first second) with, per
     metric, the day's sum (``_v_``), its number of values (``_n_``) and the last time it was
@@ -196,7 +224,12 @@ def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
         daily[f"_v_{slug}"] = rows[f"_v_{slug}"].sum()
         daily[f"_n_{slug}"] = rows[f"_v_{slug}"].count()
         daily[f"_a_{slug}"] = rows[f"_a_{slug}"].max()
-    return rows.group_by(["_cid", "_ts"]).aggregate(**daily)
+    days = rows.group_by(["_cid", "_ts"]).aggregate(**daily)
+    # Alone in any week: no other day of the customer within 6 days (see _weekly_totals).
+    by_day = ibis.window(group_by=days._cid, order_by=days._ts)
+    after_previous = (days._ts - days._ts.lag().over(by_day)).fill_null(WEEK)
+    before_next = (days._ts.lead().over(by_day) - days._ts).fill_null(WEEK)
+    return days.mutate(_alone=(after_previous >= WEEK) & (before_next >= WEEK))
 
 
 def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.Table:
@@ -204,13 +237,7 @@ def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.
     the own-history features need: recent weeks, earlier weeks and their squares, and the
     oldest week with any row (the customer's history starts there, not before signup)."""
     recent, total = history_weeks(ctx.settings)
-    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
-    w = j.filter(week < total).mutate(_week=week)
-    per_week: dict[str, ir.Scalar] = {}
-    for slug in ctx.metrics:
-        per_week[f"_wv_{slug}"] = w[f"_v_{slug}"].sum()
-        per_week[f"_wn_{slug}"] = w[f"_n_{slug}"].sum()  # values of this metric that week
-    weekly = w.group_by([*KEYS, "_week"]).aggregate(**per_week)
+    weekly = _weekly_totals(j, ctx, max_week=total)
     earlier = weekly._week >= recent
     sums: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:

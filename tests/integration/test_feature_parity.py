@@ -389,3 +389,44 @@ def test_usage_does_not_move_with_the_weekday_of_a_weekly_export(tmp_path):
         tables, pd.DataFrame({"customer_id": "A", "as_of": week}), plan
     )
     pd.testing.assert_frame_equal(frame, reference, check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_event_level_usage_matches_the_reference_where_days_share_a_week(tmp_path, version):
+    """Usage as events (several a day, days a few apart) beside weekly rows and lone days: the
+    engine passes a day with no other day of its customer within 6 days straight through as
+    its week's total and groups the others (features.definitions._weekly_totals); both ways
+    must give the reference's values, at as-of dates on every weekday."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for customer, step_days in (("daily", 1), ("bursty", 3), ("weekly", 7), ("mixed", 0)):
+        if step_days:
+            days = pd.date_range("2024-01-01", "2024-07-31", freq=f"{step_days}D")
+        else:  # weeks of daily rows, then lone days 8-12 days apart, then a burst
+            days = pd.DatetimeIndex(
+                [
+                    *pd.date_range("2024-01-01", "2024-01-20"),
+                    *["2024-02-01", "2024-02-13"],
+                    *pd.date_range("2024-03-01", "2024-03-04"),
+                    *["2024-05-20", "2024-05-30"],
+                ]
+            )
+        for day in days:
+            for _ in range(int(rng.integers(1, 4))):  # 1-3 events a day
+                at = day + pd.Timedelta(minutes=int(rng.integers(0, 1440)))
+                metric = str(rng.choice(["logins", "api_calls"]))
+                rows.append((customer, at, metric, float(rng.poisson(20))))
+    usage = pd.DataFrame(rows, columns=["customer_id", "timestamp", "metric", "value"])
+    names = ["daily", "bursty", "weekly", "mixed"]
+    customers = pd.DataFrame(
+        {"customer_id": names, "signup_date": "2023-12-01", "seats": [5, 3, 8, 2]}
+    )
+    tables = _validated({"customers": customers, "usage": usage})
+    settings = _settings(tmp_path, False)
+    plan, _ = plan_features(tables, settings.features, settings.data)
+    plan = dataclasses.replace(plan, version=version)
+    dates = pd.date_range("2024-02-10", "2024-08-20", freq="5D")  # every weekday in turn
+    pairs = pd.DataFrame([(c, d) for c in names for d in dates], columns=["customer_id", "as_of"])
+    reference = _assert_same(tables, pairs, plan)
+    history = reference["usage_logins_history_z"]
+    assert history.notna().sum() > 20  # the own-history features were really compared
