@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 class TableSource(Protocol):
     """What prepare_data and the feature step ask of the engine that holds the rows."""
 
-    engine: str
-
     def validated(self, report_dir: Path, comments: bool) -> tuple[ValidatedTables, list[str]]:
         """Read and validate once, write the report; the tables the labels and the plan read
         (``comments``: with the NPS comments the text model learns from), and notes."""
@@ -56,8 +54,6 @@ class TableSource(Protocol):
 
 class MemorySource:
     """A local folder or DuckDB file, every table read into pandas."""
-
-    engine = "duckdb"
 
     def __init__(self, data_path: Path | str, settings: Settings) -> None:
         if is_url(data_path):
@@ -91,8 +87,6 @@ class SparkSource:
     validated once on the cluster (features.spark.validate_spark). The driver gets the
     per-customer tables, summaries of the others and at most ``spark.driver_comment_limit``
     NPS comments; the texts are scored and the features built on the cluster."""
-
-    engine = "spark"
 
     def __init__(self, location: Path | str, settings: Settings) -> None:
         from features.spark import spark_session
