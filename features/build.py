@@ -61,16 +61,21 @@ def plan_features(
     text_themes: dict[str, str] | None = None,
     text_intents: list[str] | None = None,
 ) -> tuple[FeaturePlan, list[str]]:
-    """Decide the feature set from the data present; return it with notes for the user."""
+    """Decide the feature set from the data present; return it with notes for the user.
+
+    Reads the event tables' row counts and the usage rows per metric (``ValidatedTables.rows``,
+    ``metric_rows``: read off the frames, or summarised by the engine that holds the rows),
+    the customers table, and whether any customer text was scored.
+    """
     notes: list[str] = []
-    present = [t for t in EVENT_TABLES if tables.has(t) and len(tables[t])]
+    present = [t for t in EVENT_TABLES if tables.rows(t)]
     for t in EVENT_TABLES:
         if t not in present:
             notes.append(f"table '{t}' is absent or empty: its features are not built")
     metrics: dict[str, list[str]] = {}
     skipped: list[str] = []
     if "usage" in present:
-        counts = tables["usage"]["metric"].value_counts()
+        counts = tables.metric_rows()
         for raw in counts.index[:MAX_METRICS]:
             metrics.setdefault(metric_slug(raw), []).append(str(raw))
         skipped = [str(m) for m in counts.index[MAX_METRICS:]]
@@ -93,7 +98,7 @@ def plan_features(
         sizes=size_columns(attributes.numeric),
     )
     if text_themes:
-        if len(tables.derived.get(TEXT_SIGNALS, ())):
+        if tables.rows(TEXT_SIGNALS):
             plan.text_themes = dict(text_themes)
             plan.text_intents = [t for t in text_intents or [] if t in text_themes]
         else:

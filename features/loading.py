@@ -40,6 +40,13 @@ class RawTables:
         return [name for name in TABLES if name not in self.frames]
 
 
+def is_url(source: str | Path) -> bool:
+    """A location with a scheme (s3a://, hdfs://, abfss://, file:...): Spark reads it; the
+    in-memory and DuckDB readers take local paths only."""
+    text = str(source)
+    return "://" in text or text.startswith("file:")
+
+
 def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     return frame

@@ -29,13 +29,15 @@ from features.build import (
     assemble_features,
 )
 from features.contract import TABLES, TableSpec
-from features.loading import DataSourceError
+from features.loading import DataSourceError, is_url
 from features.validation import (
     CHURNED_BEFORE_SIGNUP,
     REASONS,
     UNKNOWN_CUSTOMER,
     DateRange,
     TableReport,
+    TableSummary,
+    ValidatedTables,
     ValidationReport,
     duplicate_reason,
     missing_column_reason,
@@ -99,7 +101,7 @@ def location_of(source: str | Path) -> str:
     """A path Spark reads: URLs (s3a://, hdfs://, abfss://, file:) as given, local paths
     made absolute."""
     text = str(source)
-    return text if "://" in text or text.startswith("file:") else str(Path(text).resolve())
+    return text if is_url(text) else str(Path(text).resolve())
 
 
 def table_files(spark: SparkSession, source: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
@@ -374,6 +376,150 @@ def write_quarantine(tables: SparkTables, out_dir: str) -> dict[str, str]:
         bad.write.mode("overwrite").option("header", True).csv(target)
         written[name] = target
     return written
+
+
+# --- the driver's share (training) -------------------------------------------------------
+
+# The per-customer tables the steps before the features read (training.snapshots' labels,
+# training.text_model's comments), with the columns they read; None: every column, in the
+# order features.validation gives them (the plan infers static attributes from them). The
+# other tables' rows stay on the cluster; the driver gets their TableSummary.
+DRIVER_COLUMNS: dict[str, tuple[str, ...] | None] = {
+    "customers": None,
+    "churn": ("customer_id", "churned_at"),
+    "nps_responses": ("customer_id", "responded_at", "score", "comment"),
+    "surveys": ("customer_id", "sent_at"),
+}
+# What text_analytics.signals.extract_customer_texts reads of the message tables.
+TEXT_INPUTS = {
+    "chats": ("customer_id", "sent_at", "conversation_id", "author", "text"),
+    "tickets": ("customer_id", "created_at", "ticket_id", "subject", "body"),
+}
+
+
+def _validated_order(tables: SparkTables, name: str) -> list[str]:
+    """A table's columns as features.validation orders them: as read, then the contract
+    columns the file lacks."""
+    raw = tables.raw_columns[name]
+    return [*raw, *[c for c in TABLES[name].column_names if c not in raw]]
+
+
+def _summary(frame: DataFrame, time_column: str) -> TableSummary:
+    from pyspark.sql import functions as F
+
+    time = F.col(time_column)
+    # toPandas, not collect: times come back in the session's zone (UTC), not the driver's.
+    row = frame.agg(
+        F.count(F.lit(1)).alias("rows"), F.min(time).alias("first"), F.max(time).alias("last")
+    ).toPandas()
+    first, last = (row[c].iloc[0] for c in ("first", "last"))
+    if pd.isna(first):
+        return TableSummary(int(row["rows"].iloc[0]))
+    return TableSummary(int(row["rows"].iloc[0]), pd.Timestamp(first), pd.Timestamp(last))
+
+
+def _metric_rows(tables: SparkTables) -> pd.Series:
+    """Good usage rows per metric, most frequent first, ties in read order (as pandas'
+    value_counts gives them for the in-memory path)."""
+    from pyspark.sql import functions as F
+
+    metric = F.col(f"{TYPED}metric")
+    good = tables.flagged["usage"].where(F.col(REASONS).isNull() & metric.isNotNull())
+    counted = (
+        good.groupBy(metric.alias("metric"))
+        .agg(F.count(F.lit(1)).alias("count"), F.min(ROW_ID).alias("first_row"))
+        .toPandas()
+        .sort_values(["count", "first_row"], ascending=[False, True], kind="stable")
+    )
+    index = pd.Index(counted["metric"].astype(object), name="metric")
+    return pd.Series(counted["count"].to_numpy(dtype="int64"), index=index, name="count")
+
+
+def _comments(good: DataFrame, limit: int, seed: int) -> tuple[Any, list[str]]:
+    """The comment column the driver gets: none without a ``limit``; above it, the comments
+    of a sample of that many answers chosen by a hash (the same rows every run)."""
+    from pyspark.sql import functions as F
+
+    comment = F.col(f"{TYPED}comment")
+    if not limit:
+        return F.lit(None).cast("string"), []
+    commented = good.where(comment.isNotNull())
+    n = commented.count()
+    if n <= limit:
+        return comment, []
+    key = F.xxhash64(
+        F.col(f"{TYPED}customer_id"), F.col(f"{TYPED}responded_at"), comment, F.lit(seed)
+    )
+    sample = commented.select(key.alias("_key")).orderBy("_key").limit(limit)
+    threshold = sample.agg(F.max("_key")).collect()[0][0]
+    note = (
+        f"{n:,} NPS comments exceed spark.driver_comment_limit ({limit:,}): the text model "
+        f"learns from a sample of {limit:,} (chosen by a hash of each answer, the same every run)"
+    )
+    return F.when(key <= threshold, comment), [note]
+
+
+def driver_tables(
+    tables: SparkTables, comment_limit: int = 0, seed: int = 0
+) -> tuple[ValidatedTables, list[str]]:
+    """The validated export as the training steps before the features read it, on the driver.
+
+    The per-customer tables (``DRIVER_COLUMNS``) are collected in read order; usage, tickets
+    and chats stay on the cluster and come as ``TableSummary``s (rows, time span, usage rows
+    per metric). NPS comments, which the text model learns from, come only with a
+    ``comment_limit``, and at most about that many. Returns the tables and notes for the run.
+    """
+    from pyspark.sql import functions as F
+
+    frames: dict[str, pd.DataFrame] = {}
+    summaries: dict[str, TableSummary] = {}
+    notes: list[str] = []
+    for name, frame in tables.frames.items():
+        if name not in DRIVER_COLUMNS:
+            summaries[name] = _summary(frame, TABLES[name].time_column)
+            continue
+        good = tables.flagged[name].where(F.col(REASONS).isNull())
+        columns = DRIVER_COLUMNS[name] or _validated_order(tables, name)
+        selected = {c: F.col(f"{TYPED}{c}") for c in columns}
+        if name == "nps_responses":
+            selected["comment"], comment_notes = _comments(good, comment_limit, seed)
+            notes += comment_notes
+        ordered = good.orderBy(ROW_ID).select(*[v.alias(k) for k, v in selected.items()])
+        frames[name] = ordered.toPandas()
+    if "usage" in summaries:
+        summaries["usage"].metric_rows = _metric_rows(tables)
+    return ValidatedTables(frames, {}, tables.report, summaries=summaries), notes
+
+
+def customer_text_rows(tables: SparkTables, max_chars: int) -> tuple[int, int]:
+    """How many customer texts of chats and tickets the text features score, and how many of
+    them are longer than ``max_chars``: counted on the executors with text_analytics' own
+    extraction (no text comes to the driver)."""
+    from pyspark.sql import functions as F
+
+    from text_analytics.signals import cap_texts, extract_customer_texts
+
+    parts = []
+    for table, columns in TEXT_INPUTS.items():
+        if not tables.has(table):
+            continue
+
+        def count(batches, table=table):
+            for batch in batches:
+                found = extract_customer_texts({table: batch})
+                _, long = cap_texts(found["text"], max_chars)
+                yield pd.DataFrame({"texts": [len(found)], "capped": [long]})
+
+        frame = tables.frames[table]
+        inputs = frame.select(*[c for c in columns if c in frame.columns])
+        parts.append(inputs.mapInPandas(count, "texts long, capped long"))
+    if not parts:
+        return 0, 0
+    counts = parts[0]
+    for part in parts[1:]:
+        counts = counts.unionByName(part)
+    row = counts.agg(F.sum("texts").alias("texts"), F.sum("capped").alias("capped")).collect()[0]
+    return int(row["texts"] or 0), int(row["capped"] or 0)
 
 
 # --- features ---------------------------------------------------------------------------

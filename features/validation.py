@@ -79,6 +79,17 @@ class ValidationReport:
 
 
 @dataclass
+class TableSummary:
+    """What the steps before the features (the data's span, the feature plan) read of a table
+    whose rows stay where they were validated, e.g. on a Spark cluster."""
+
+    rows: int  # good rows
+    first: pd.Timestamp | None = None  # first and last value of the table's time column
+    last: pd.Timestamp | None = None
+    metric_rows: pd.Series | None = None  # usage: good rows per metric, most frequent first
+
+
+@dataclass
 class ValidatedTables:
     """Typed good rows per table, the quarantined rows, and the report."""
 
@@ -90,12 +101,40 @@ class ValidatedTables:
     derived: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
     # Engine-ready copies of the tables (see features.build.event_table); never serialised.
     engine_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # Tables (contract or derived) whose rows are not in ``frames``, read where they were
+    # validated (a Spark cluster): what the steps before the features need of them.
+    summaries: dict[str, TableSummary] = field(default_factory=dict, repr=False, compare=False)
 
     def has(self, table: str) -> bool:
+        """The table's good rows are here, in ``frames``."""
         return table in self.frames
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         return self.frames[table]
+
+    def rows(self, table: str) -> int:
+        """Good rows of a contract or derived table, here or summarised; 0 when absent."""
+        if table in self.summaries:
+            return self.summaries[table].rows
+        frame = self.frames.get(table, self.derived.get(table))
+        return 0 if frame is None else len(frame)
+
+    def time_span(self, table: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last value of a contract table's time column; None without rows."""
+        if table in self.summaries:
+            summary = self.summaries[table]
+            return None if summary.first is None else (summary.first, summary.last)
+        frame = self.frames.get(table)
+        if frame is None or frame.empty:
+            return None
+        column = frame[TABLES[table].time_column]
+        return column.min(), column.max()
+
+    def metric_rows(self) -> pd.Series:
+        """Good usage rows per metric name, most frequent first."""
+        if "usage" in self.summaries:
+            return self.summaries["usage"].metric_rows
+        return self["usage"]["metric"].value_counts()
 
 
 # --- column coercion -------------------------------------------------------------------

@@ -225,6 +225,7 @@ def train(
 ) -> None:
     """Train churn and NPS models, log them to MLflow, register, and apply the promotion gate."""
     from demo.generator import find_ground_truth
+    from features.loading import is_url
     from training.pipeline import train as run_training
 
     settings = _settings(ctx)
@@ -233,10 +234,13 @@ def train(
         from features.spark import require_pyspark
 
         require_pyspark()
-    truth_path = truth or find_ground_truth(Path(data))
+    # A URL goes to Spark as given (Path would fold s3a://b into s3a:/b); demo ground truth
+    # sits beside a local folder only.
+    source = data if is_url(data) else Path(data)
+    truth_path = truth or (None if is_url(data) else find_ground_truth(source))
     with out.steps(8, "train") as step:
         result = run_training(
-            Path(data),
+            source,
             settings,
             horizon_days,
             truth_path,

@@ -123,6 +123,12 @@ class SparkSettings(_Section):
         description="Most training snapshot rows brought to the driver; above it, rows are "
         "down-sampled by label (negatives weighted back).",
     )
+    driver_comment_limit: int = Field(
+        100_000,
+        gt=0,
+        description="Most NPS comments brought to the driver for training's text model; above "
+        "it, a sample of this many chosen by a hash of each answer (the run says so).",
+    )
 
 
 class TextSettings(_Section):

@@ -13,16 +13,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.build import (
-    TEXT_SIGNALS,
-    FeaturePlan,
-    attach_text_signals,
-    build_features,
-    plan_features,
-)
+from features.build import FeaturePlan, plan_features
 from features.catalog import learn_catalog
-from features.loading import load_tables
-from features.validation import ValidatedTables, validate_tables, write_validation_report
+from features.validation import ValidatedTables
 from monitoring.reference import log_reference
 from npsrisk.outputs import new_report_dir, utc_stamp
 from npsrisk.settings import Settings
@@ -69,6 +62,7 @@ from training.snapshots import (
     customer_fold,
     split_snapshots,
 )
+from training.sources import MemorySource, TableSource, table_source
 from training.text_model import fit_text_scorer
 from training.text_selection import TEXT_PREFIX, choose_text_features, without_text
 
@@ -394,7 +388,7 @@ def _report_markdown(
 class LabelledData:
     """Validated tables, the feature plan, and labelled snapshots split for validation."""
 
-    tables: ValidatedTables
+    tables: ValidatedTables  # on Spark the driver's share: per-customer tables and summaries
     plan: FeaturePlan
     as_of: list[pd.Timestamp]
     snapshots: pd.DataFrame
@@ -404,7 +398,7 @@ class LabelledData:
 
 
 def prepare_data(
-    data_path: Path,
+    source: TableSource | Path | str,
     settings: Settings,
     horizon: int,
     report_dir: Path,
@@ -415,27 +409,30 @@ def prepare_data(
     """Load, validate (writing the report), label snapshots, split them, score the customers'
     texts and plan features.
 
-    With ``plan`` and ``text`` given (a trained model's), features follow them instead of
-    the data; otherwise the text model is fitted on comments it may learn from (see
+    ``source``: where the rows are (training.sources); a path is read into memory. With
+    ``plan`` and ``text`` given (a trained model's), features follow them instead of the
+    data; otherwise the text model is fitted on comments it may learn from (see
     training.text_model) when text features are on.
     """
-    tables = validate_tables(load_tables(data_path), settings.data)
-    write_validation_report(tables, report_dir)
+    if isinstance(source, (str, Path)):
+        source = MemorySource(source, settings)
+    fit_text = plan is None and settings.text.features
+    tables, source_notes = source.validated(report_dir, comments=fit_text)
     notes = [
         f"{t.table}: {t.rows_set_aside} rows set aside (see {report_dir})"
         for t in tables.report.tables.values()
         if t.rows_set_aside
     ]
+    notes += source_notes
     as_of, as_of_notes = choose_as_of_dates(tables, settings.training, horizon, as_of)
     snapshots = build_snapshots(tables, as_of, horizon)
     split = split_snapshots(snapshots, settings.training, horizon)
     notes += as_of_notes + split.notes
-    if plan is None and settings.text.features:
+    if fit_text:
         text = fit_text_scorer(tables, settings.text, split)
         notes.append(f"text model: {text.describe()}")
     if text is not None:
-        attach_text_signals(tables, text)
-        capped = tables.derived[TEXT_SIGNALS].attrs.get("capped_messages", 0)
+        capped = source.score_texts(tables, text)
         if capped:
             notes.append(
                 f"{capped:,} messages were longer than {text.max_chars:,} characters: only "
@@ -449,18 +446,28 @@ def prepare_data(
     return LabelledData(tables, plan, as_of, snapshots, split, notes, text)
 
 
-def _spark_snapshot_features(
-    data_path: Path, settings: Settings, snapshots: pd.DataFrame, plan: FeaturePlan, text
-) -> pd.DataFrame:
-    """The snapshots' features built on the cluster from the export as Spark reads it."""
-    from features.spark import spark_pairs_features, spark_session, validate_spark
-
-    spark = spark_session(settings)
-    tables = validate_spark(spark, data_path, settings.data)
-    try:
-        return spark_pairs_features(spark, tables, snapshots[["customer_id", "as_of"]], plan, text)
-    finally:
-        tables.unpersist()
+def _sample_for_driver(
+    data: LabelledData, settings: Settings
+) -> tuple[LabelledData, np.ndarray | None, dict]:
+    """At most ``spark.driver_row_limit`` snapshot rows (training.sampling): the data kept,
+    the rows' weights (None when nothing was dropped) and the sampling record."""
+    sample = sample_for_driver(
+        data.snapshots,
+        data.split,
+        calibration_rows(data.snapshots, settings),
+        settings.spark.driver_row_limit,
+        settings.training.seed,
+    )
+    record = sample.record
+    if not sample.sampled:
+        return data, None, record
+    snapshots, split = subset(data.snapshots, data.split, sample.keep)
+    data.notes.append(
+        f"{record['snapshot_rows']:,} snapshot rows exceed spark.driver_row_limit "
+        f"({record['driver_row_limit']:,}): {record['rows_kept']:,} kept, "
+        f"non-churners at rate {record['negative_rate']:.4f} and weighted back"
+    )
+    return replace(data, snapshots=snapshots, split=split), sample.weight, record
 
 
 def load_truth(truth_path: Path | None) -> pd.DataFrame | None:
@@ -492,7 +499,7 @@ class Evaluated:
 
 
 def fit_and_evaluate(
-    data_path: Path,
+    data_path: Path | str,
     settings: Settings,
     report_dir: Path,
     horizon_days: int | None = None,
@@ -504,7 +511,9 @@ def fit_and_evaluate(
     """Everything `train` does up to the metrics of every candidate, baseline and the oracle
     on the outer window (shared with benchmarks/model_quality.py).
 
-    With ``engine="spark"`` the snapshot features are built on the cluster and at most
+    With ``engine="spark"`` the export is read and validated once, on the cluster: the driver
+    gets the per-customer tables and summaries the labels and the plan need
+    (training.sources.SparkSource), the snapshot features are built there, and at most
     ``spark.driver_row_limit`` rows come back (training.sampling).
     """
     engine = engine or settings.features.backend
@@ -520,37 +529,22 @@ def fit_and_evaluate(
 
     horizon = horizon_days or settings.training.horizon_days
     say("loading and validating tables")
-    data = prepare_data(data_path, settings, horizon, report_dir / "validation", as_of=as_of)
-    tables, plan, split, notes = data.tables, data.plan, data.split, data.notes
-    snapshots = data.snapshots
-    heads = _heads(snapshots, split, notes)
-    lap("prepare")
+    # Spark reads and validates the export once: the same tables serve the labels, the plan
+    # and the features, and are released once the features are built.
+    with table_source(data_path, settings, engine) as source:
+        data = prepare_data(source, settings, horizon, report_dir / "validation", as_of=as_of)
+        heads = _heads(data.snapshots, data.split, data.notes)
+        lap("prepare")
 
-    row_weight = None
-    sampling: dict = {}
-    if engine == "spark":
-        sample = sample_for_driver(
-            snapshots,
-            split,
-            calibration_rows(snapshots, settings),
-            settings.spark.driver_row_limit,
-            settings.training.seed,
-        )
-        sampling = sample.record
-        if sample.sampled:
-            snapshots, split = subset(snapshots, split, sample.keep)
-            data = replace(data, snapshots=snapshots, split=split)
-            row_weight = sample.weight
-            notes.append(
-                f"{sampling['snapshot_rows']:,} snapshot rows exceed spark.driver_row_limit "
-                f"({sampling['driver_row_limit']:,}): {sampling['rows_kept']:,} kept, "
-                f"non-churners at rate {sampling['negative_rate']:.4f} and weighted back"
-            )
-        say(f"building features for {len(snapshots):,} snapshot rows on Spark")
-        features = _spark_snapshot_features(data_path, settings, snapshots, plan, data.text)
-    else:
-        say(f"building features for {len(snapshots):,} snapshot rows")
-        features = build_features(tables, snapshots[["customer_id", "as_of"]], plan)
+        row_weight = None
+        sampling: dict = {}
+        if engine == "spark":
+            data, row_weight, sampling = _sample_for_driver(data, settings)
+        where = " on Spark" if engine == "spark" else ""
+        say(f"building features for {len(data.snapshots):,} snapshot rows{where}")
+        pairs = data.snapshots[["customer_id", "as_of"]]
+        features = source.snapshot_features(data.tables, pairs, data.plan, data.text)
+    plan, split, notes, snapshots = data.plan, data.split, data.notes, data.snapshots
     frame = snapshots.merge(
         features, on=["customer_id", "as_of"], how="left", validate="one_to_one"
     )
@@ -637,7 +631,7 @@ def fit_and_evaluate(
 
 
 def train(
-    data_path: Path,
+    data_path: Path | str,
     settings: Settings,
     horizon_days: int | None = None,
     truth_path: Path | None = None,

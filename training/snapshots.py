@@ -20,12 +20,12 @@ class TrainingDataError(Exception):
 def data_window(tables: ValidatedTables) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last dates seen in any event table (the export's span)."""
     starts, ends = [], []
-    for name, frame in tables.frames.items():
-        column = TABLES[name].time_column
-        if name == "customers" or column is None or frame.empty:
+    for name, spec in TABLES.items():
+        span = None if name == "customers" or spec.time_column is None else tables.time_span(name)
+        if span is None:
             continue
-        starts.append(frame[column].min())
-        ends.append(frame[column].max())
+        starts.append(span[0])
+        ends.append(span[1])
     if not ends:  # customers only: the signups are all the history there is
         signup = tables["customers"]["signup_date"]
         starts, ends = [signup.min()], [signup.max()]
@@ -40,8 +40,8 @@ def is_one_off_export(tables: ValidatedTables) -> bool:
     """
     events = [
         name
-        for name, frame in tables.frames.items()
-        if name not in ("customers", "churn") and TABLES[name].time_column and not frame.empty
+        for name, spec in TABLES.items()
+        if name not in ("customers", "churn") and spec.time_column and tables.rows(name)
     ]
     return tables.has("churn") and not events
 

@@ -1,10 +1,12 @@
 """The Spark engine on a real local session gives the DuckDB path's answers: the same rows set
 aside, the same features, the same scores and drivers row for row, the same serving store, a
-training run with the same validation metrics; a failed task's retry duplicates nothing; a
-low driver row limit down-samples and stays calibrated."""
+training run from a URL that reads the export only on the cluster with the same report and
+validation metrics; a failed task's retry duplicates nothing; a low driver row limit
+down-samples and stays calibrated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -174,13 +176,83 @@ def _validation_metrics(result) -> pd.Series:
     return m.set_index(["target", "metric"])["value"]
 
 
-def test_spark_training_matches_the_duckdb_run(spark, export, duck_run, tmp_path):
+def _report(result) -> dict:
+    return json.loads((result.report_dir / "validation" / "report.json").read_text())
+
+
+def _plan(result) -> dict:
+    return json.loads((result.report_dir / "features.json").read_text())["plan"]
+
+
+def test_spark_training_from_a_url_reads_the_export_once_on_the_cluster(
+    spark, export, duck_run, tmp_path, monkeypatch
+):
+    """``file://`` takes the code path of ``s3a://``: the export is validated once by Spark, no
+    table is read into pandas, and only small tables, summaries and the features come back."""
+    import features.loading
+    import features.spark
+    import training.sources
+
     _, duck = duck_run
+
+    def no_local_read(*args, **kwargs):
+        raise AssertionError("the Spark path read the export into pandas")
+
+    monkeypatch.setattr(training.sources, "load_tables", no_local_read)
+    monkeypatch.setattr(features.loading, "load_tables", no_local_read)
+    validations = []
+    validate = features.spark.validate_spark
+    monkeypatch.setattr(
+        features.spark,
+        "validate_spark",
+        lambda *args, **kwargs: validations.append(args[1]) or validate(*args, **kwargs),
+    )
+    collected: list[tuple[set[str], int]] = []  # the columns and rows of every collect
+    frame_class = type(spark.range(1))
+    to_pandas, collect = frame_class.toPandas, frame_class.collect
+
+    def spy_to_pandas(self, *args, **kwargs):
+        out = to_pandas(self, *args, **kwargs)
+        collected.append((set(out.columns), len(out)))
+        return out
+
+    def spy_collect(self, *args, **kwargs):
+        out = collect(self, *args, **kwargs)
+        collected.append((set(self.columns), len(out)))
+        return out
+
+    monkeypatch.setattr(frame_class, "toPandas", spy_to_pandas)
+    monkeypatch.setattr(frame_class, "collect", spy_collect)
+
+    url = export.resolve().as_uri()  # file:///...
     settings = load_settings(home=tmp_path / "home", training={"lightgbm": FAST_LIGHTGBM})
-    result = train(export, settings, truth_path=find_ground_truth(export), engine="spark")
+    result = train(url, settings, truth_path=find_ground_truth(export), engine="spark")
+
     assert result.model_version is not None
-    params = MlflowClient(settings.tracking_uri).get_run(result.run_id).data.params
-    assert params["engine"] == "spark" and params["sampling_sampled"] == "False"
+    run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
+    assert run.data.params["engine"] == "spark" and run.data.params["sampling_sampled"] == "False"
+    assert run.data.tags["data_source"] == url
+    assert validations == [url]  # read and validated once, for labels, plan and features
+    usage_rows = _report(duck)["tables"]["usage"]["rows_kept"]
+    assert collected and max(rows for _, rows in collected) < usage_rows
+    row_columns = {"value", "timestamp", "sent_at", "created_at", "text", "subject", "body"}
+    for columns, _ in collected:  # no usage, chat or ticket row reached the driver
+        assert not columns & row_columns, columns
+    # The same report as the in-memory path, and the quarantine written by Spark beside it.
+    on_spark, on_duckdb = _report(result), _report(duck)
+    assert on_spark["source"] == url
+    assert on_spark["tables"] == on_duckdb["tables"]
+    assert on_spark["rows_set_aside"] == on_duckdb["rows_set_aside"] > 0
+    assert on_spark["absent_tables"] == on_duckdb["absent_tables"]
+    quarantine = result.report_dir / "validation" / "quarantine"
+    for name, table in on_duckdb["tables"].items():
+        if table["rows_set_aside"]:
+            rows = pd.concat(
+                [pd.read_csv(p, dtype=str) for p in (quarantine / name).glob("part-*.csv")]
+            )
+            assert len(rows) == table["rows_set_aside"], name
+    # Labels, plan and text model from the driver's share give the in-memory run's figures.
+    assert _plan(result) == _plan(duck)
     pd.testing.assert_series_equal(
         _validation_metrics(result), _validation_metrics(duck), check_exact=False, atol=1e-3
     )
