@@ -8,17 +8,20 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from features.attributes import infer_attribute_schema, static_attributes
 from features.definitions import (
     KEYS,
+    ROW,
     FeatureContext,
     chat_features,
     metric_slug,
     nps_features,
     size_rates,
+    spine_keys,
     static_features,
     text_features,
     ticket_features,
@@ -224,6 +227,7 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
         intents=tuple(getattr(plan, "text_intents", ())),
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
+    carry = [ROW] if ROW in sp.columns else []  # the caller's row order, passed through
     parts: list[ir.Table] = [static_features(sp, inputs.attributes, ctx)]
     builders = {
         "usage": usage_features,
@@ -241,10 +245,11 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
                 "(features.build.attach_text_signals with the model's text scorer)"
             )
         parts.append(text_features(sp, inputs.events[TEXT_SIGNALS], ctx))
-    out = sp.select(*KEYS)
+    out = sp.select(*KEYS, *carry)
+    on = spine_keys(sp)  # the parts are keyed as the spine is
     for part in parts:
-        joined = out.left_join(part, list(KEYS))
-        out = joined.select(*out.columns, *[c for c in part.columns if c not in KEYS])
+        joined = out.left_join(part, on)
+        out = joined.select(*out.columns, *[c for c in part.columns if c not in on])
     present = set(out.columns)
     fills = {c: 0 for c in plan.zero_when_absent() if c in present}
     if fills:
@@ -258,7 +263,7 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
         out = out.mutate(**missing)
     if rates:  # from the filled counts: no ticket in 90 days is 0 per seat, not unknown
         out = out.mutate(**size_rates(out, ctx, rates))
-    return out.select(*KEYS, *plan.feature_names)
+    return out.select(*KEYS, *plan.feature_names, *carry)
 
 
 def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
@@ -282,6 +287,15 @@ def typed_features(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     return frame
 
 
+def in_given_order(table: pa.Table, rows: int) -> pa.Table:
+    """An engine's rows of a spine that carried ``ROW`` (see assemble_features), back in the
+    spine's order, without it: one row each, whatever order the engine returned them in."""
+    order = table.column(ROW).to_numpy()
+    if len(order) != rows or not (np.sort(order) == np.arange(rows)).all():
+        raise RuntimeError(f"the engine returned {len(order):,} feature rows for {rows:,} pairs")
+    return table.drop_columns([ROW]).take(np.argsort(order, kind="stable"))
+
+
 def build_features(
     tables: ValidatedTables,
     pairs: pd.DataFrame,
@@ -295,6 +309,7 @@ def build_features(
     # The engine is the caller's choice (settings at run time), never the plan's: a model
     # trained on Spark still scores one customer in the service on DuckDB.
     con = con or connect("duckdb")
-    frame = typed_features(con.to_pandas(feature_expression(tables, pairs, plan)), plan)
-    # Row order follows the pairs, whatever the engine did.
-    return pairs[list(KEYS)].merge(frame, on=list(KEYS), how="left", validate="one_to_one")
+    spine = pairs.assign(**{ROW: np.arange(len(pairs), dtype="int64")})
+    # Through Arrow in one piece: pandas columns built column by column cost more than the query.
+    table = con.to_pyarrow(feature_expression(tables, spine, plan))
+    return typed_features(in_given_order(table, len(pairs)).to_pandas(), plan)

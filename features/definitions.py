@@ -21,6 +21,7 @@ from npsrisk.settings import FeatureSettings
 
 DAY = 86400
 KEYS = ("customer_id", "as_of")
+ROW = "_row"  # a spine row's number, where the caller gives one (features.build.in_given_order)
 HIGH_PRIORITIES = ("high", "urgent", "critical")
 
 
@@ -41,6 +42,13 @@ class FeatureContext:
 
 
 WEEK = 7 * DAY
+
+
+def spine_keys(spine: ir.Table) -> list[str]:
+    """What identifies a spine row in a definition's output: its ``ROW`` number where the
+    spine carries one (one integer groups and joins faster than an id and a date), else its
+    keys."""
+    return [ROW] if ROW in spine.columns else list(KEYS)
 
 
 def metric_slug(raw: str) -> str:
@@ -102,8 +110,15 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     ts = _seconds(usage.timestamp)
     cutoffs = spine._cutoff
     reached = (ts < cutoffs.max().as_scalar()) & (ts >= cutoffs.min().as_scalar() - lookback * DAY)
-    j = _join_events(spine, _daily_usage(usage.filter(reached), ctx), lookback)
-    agg = _by_weeks(j, ctx) if ctx.whole_weeks else _by_days(j, ctx)
+    days = _daily_usage(usage.filter(reached), ctx)
+    keys = spine_keys(spine)
+    if ctx.whole_weeks:
+        agg = _by_weeks(_weekly_totals(spine, days, lookback, ctx), keys, ctx)
+    else:
+        agg = _by_days(_join_events(spine, days, lookback), keys, ctx)
+        if ctx.history:
+            weekly = _weekly_totals(spine, days, lookback, ctx, history_weeks(s)[1])
+            agg = _with_weekly_history(agg, weekly, keys, ctx)
 
     derived: dict[str, ir.Value] = {}
     for slug in ctx.metrics:
@@ -118,12 +133,12 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
         if ctx.history:
             derived.update(_history_features(agg, slug, ctx.settings))
     out = agg.mutate(**derived)
-    return out.select(*KEYS, *[c for c in out.columns if c.startswith("usage_")])
+    return out.select(*keys, *[c for c in out.columns if c.startswith("usage_")])
 
 
-def _by_days(j: ir.Table, ctx: FeatureContext) -> ir.Table:
+def _by_days(j: ir.Table, keys: list[str], ctx: FeatureContext) -> ir.Table:
     """The usage sums per as-of date straight from the joined days (plans before version 3,
-    whose windows are not whole weeks), with the own history beside them."""
+    whose windows are not whole weeks)."""
     s = ctx.settings
     recent_days, prior_days = s.trend_recent_days, s.trend_prior_days
     recent = _within(j, recent_days)
@@ -136,11 +151,10 @@ def _by_days(j: ir.Table, ctx: FeatureContext) -> ir.Table:
         aggs[f"_recent_{slug}"] = v.sum(where=recent) / recent_days
         aggs[f"_prior_{slug}"] = v.sum(where=prior) / prior_days
         aggs[f"_last_{slug}"] = j[f"_a_{slug}"].max()
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
-    return _with_weekly_history(agg, j, ctx) if ctx.history else agg
+    return j.group_by([*keys, "_cutoff"]).aggregate(**aggs)
 
 
-def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
+def _by_weeks(weekly: ir.Table, keys: list[str], ctx: FeatureContext) -> ir.Table:
     """The usage sums per as-of date from weekly totals (plan version 3 on). Every window,
     trend period and history week is then whole weeks back from the cutoff, so one grouping
     of the joined days into weeks serves them all, and the joined rows are read once, not once
@@ -150,11 +164,9 @@ def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
     def weeks(days: int) -> int:
         return usage_span(days, whole_weeks=True) // 7
 
-    weekly = _weekly_totals(j, ctx)
     wk = weekly._week
     recent_w, prior_w = weeks(s.trend_recent_days), weeks(s.trend_prior_days)
     recent, prior = wk < recent_w, (wk >= recent_w) & (wk < recent_w + prior_w)
-    history_recent, total = history_weeks(s)
     aggs: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
         v = weekly[f"_wv_{slug}"]
@@ -163,54 +175,68 @@ def _by_weeks(j: ir.Table, ctx: FeatureContext) -> ir.Table:
         aggs[f"_recent_{slug}"] = v.sum(where=recent) / (7 * recent_w)
         aggs[f"_prior_{slug}"] = v.sum(where=prior) / (7 * prior_w)
         aggs[f"_last_{slug}"] = weekly[f"_wa_{slug}"].max()
-        if ctx.history:  # as _with_weekly_history sums them
-            has = (weekly[f"_wn_{slug}"] > 0) & (wk < total)
-            earlier = wk >= history_recent
-            wv = v.fill_null(0)
-            aggs[f"_hr_{slug}"] = wv.sum(where=has & ~earlier)
-            aggs[f"_he_{slug}"] = wv.sum(where=has & earlier)
-            aggs[f"_hq_{slug}"] = (wv * wv).sum(where=has & earlier)
-            aggs[f"_hk_{slug}"] = wk.max(where=has)
-    return weekly.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+        if ctx.history:
+            aggs.update(_history_sums(weekly, slug, ctx))
+    return weekly.group_by([*keys, "_cutoff"]).aggregate(**aggs)
 
 
-def _weekly_totals(j: ir.Table, ctx: FeatureContext, max_week: int | None = None) -> ir.Table:
-    """The joined days (``_daily_usage`` rows against the spine) as one row per spine row and
-    whole week back from its cutoff (``_week``: 0 is the week before the cutoff), with per
-    metric the week's sum (``_wv_``), its number of values (``_wn_``) and the last time it was
-    positive (``_wa_``); with ``max_week``, only weeks before that one.
+def _history_sums(weekly: ir.Table, slug: str, ctx: FeatureContext) -> dict[str, ir.Scalar]:
+    """What the own-history features (_history_features) need of a metric's weekly totals:
+    the sum of the recent weeks, of the earlier weeks and of their squares, and the oldest
+    week with a value (the customer's history starts there, not before signup). A week with
+    no value of the metric has a null total, which no sum counts."""
+    recent, total = history_weeks(ctx.settings)
+    v, wk = weekly[f"_wv_{slug}"], weekly._week
+    earlier = (wk >= recent) & (wk < total)
+    return {
+        f"_hr_{slug}": v.sum(where=wk < min(recent, total)),
+        f"_he_{slug}": v.sum(where=earlier),
+        f"_hq_{slug}": (v * v).sum(where=earlier),
+        f"_hk_{slug}": wk.max(where=v.notnull() & (wk < total)),
+    }
+
+
+def _weekly_totals(
+    spine: ir.Table, days: ir.Table, lookback: int, ctx: FeatureContext, max_week: int | None = None
+) -> ir.Table:
+    """The days (``_daily_usage`` rows) of each spine row's look-back as one row per spine
+    row and whole week back from its cutoff (``_week``: 0 is the week before the cutoff),
+    with per metric the week's sum (``_wv_``, null: no value that week) and the last time it
+    was positive (``_wa_``); with ``max_week``, only weeks before that one.
 
     A day with no other day of its customer within 6 days before or after it (``_alone``) is
     the only day of its week, whatever the cutoff: it is its week's total as it is. Only the
     other days go through the grouping, which then costs nothing on an export of weekly
     totals and stays exact on daily or event-level ones."""
-    week = ((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64")
-    j = j.mutate(_week=week)
-    if max_week is not None:
-        j = j.filter(j._week < max_week)
-    per_week: dict[str, ir.Scalar] = {}
+
+    def joined(part: ir.Table) -> ir.Table:
+        j = _join_events(spine, part, lookback)
+        j = j.mutate(_week=((j._cutoff - 1 - j._ts) / WEEK).floor().cast("int64"))
+        return j if max_week is None else j.filter(j._week < max_week)
+
+    keys = [*spine_keys(spine), "_cutoff", "_week"]
+    alone = joined(days.filter(days._alone))
+    clustered = joined(days.filter(~days._alone))
     as_is: dict[str, ir.Value] = {}
+    per_week: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
-        for total, part, reduce in (
-            ("_wv_", "_v_", "sum"),
-            ("_wn_", "_n_", "sum"),
-            ("_wa_", "_a_", "max"),
-        ):
-            per_week[f"{total}{slug}"] = getattr(j[f"{part}{slug}"], reduce)()
-            as_is[f"{total}{slug}"] = j[f"{part}{slug}"]
-    keys = [*KEYS, "_cutoff", "_week"]
-    alone = j.filter(j._alone).select(*keys, **as_is)
-    grouped = j.filter(~j._alone).group_by(keys).aggregate(**per_week)
-    return ibis.union(alone, grouped.select(*alone.columns), distinct=False)
+        as_is[f"_wv_{slug}"] = alone[f"_v_{slug}"]
+        as_is[f"_wa_{slug}"] = alone[f"_a_{slug}"]
+        per_week[f"_wv_{slug}"] = clustered[f"_v_{slug}"].sum()
+        per_week[f"_wa_{slug}"] = clustered[f"_a_{slug}"].max()
+    single = alone.select(*keys, **as_is)
+    grouped = clustered.group_by(keys).aggregate(**per_week)
+    return ibis.union(single, grouped.select(*single.columns), distinct=False)
 
 
 def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
     """Usage as one row per customer and day (``_ts``: the day's first second) with, per
-    metric, the day's sum (``_v_``), its number of values (``_n_``) and the last time it was
-    positive (``_a_``). The join repeats each row for every as-of date it falls before, so it
-    gets one row per day, not one per metric and event; every window starts at midnight (the
-    cutoff is the first second after an as-of date), so each day falls wholly inside or outside
-    it and the sums are those of the events."""
+    metric, the day's sum (``_v_``, null: no value of it that day) and the last time it was
+    positive (``_a_``), and whether it is ``_alone`` (see _weekly_totals). The join repeats
+    each row for every as-of date it falls before, so it gets one row per day, not one per
+    metric and event; every window starts at midnight (the cutoff is the first second after an
+    as-of date), so each day falls wholly inside or outside it and the sums are those of the
+    events."""
     value = _number(usage.value)
     ts = _seconds(usage.timestamp)
     per_metric: dict[str, ir.Value] = {}
@@ -222,7 +248,6 @@ def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
     daily: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
         daily[f"_v_{slug}"] = rows[f"_v_{slug}"].sum()
-        daily[f"_n_{slug}"] = rows[f"_v_{slug}"].count()
         daily[f"_a_{slug}"] = rows[f"_a_{slug}"].max()
     days = rows.group_by(["_cid", "_ts"]).aggregate(**daily)
     # Alone in any week: no other day of the customer within 6 days (see _weekly_totals).
@@ -232,24 +257,17 @@ def _daily_usage(usage: ir.Table, ctx: FeatureContext) -> ir.Table:
     return days.mutate(_alone=(after_previous >= WEEK) & (before_next >= WEEK))
 
 
-def _with_weekly_history(agg: ir.Table, j: ir.Table, ctx: FeatureContext) -> ir.Table:
-    """``agg`` with, per metric, the sums over whole weeks back from the as-of date that
-    the own-history features need: recent weeks, earlier weeks and their squares, and the
-    oldest week with any row (the customer's history starts there, not before signup)."""
-    recent, total = history_weeks(ctx.settings)
-    weekly = _weekly_totals(j, ctx, max_week=total)
-    earlier = weekly._week >= recent
+def _with_weekly_history(
+    agg: ir.Table, weekly: ir.Table, keys: list[str], ctx: FeatureContext
+) -> ir.Table:
+    """``agg`` with, per metric, the own-history sums (_history_sums) of the weekly totals
+    (plans before version 3, whose windows are summed from days)."""
     sums: dict[str, ir.Scalar] = {}
     for slug in ctx.metrics:
-        has = weekly[f"_wn_{slug}"] > 0
-        wv = weekly[f"_wv_{slug}"].fill_null(0)
-        sums[f"_hr_{slug}"] = wv.sum(where=has & ~earlier)
-        sums[f"_he_{slug}"] = wv.sum(where=has & earlier)
-        sums[f"_hq_{slug}"] = (wv * wv).sum(where=has & earlier)
-        sums[f"_hk_{slug}"] = weekly._week.max(where=has)
-    hist = weekly.group_by(list(KEYS)).aggregate(**sums)
-    joined = agg.left_join(hist, list(KEYS))
-    return joined.select(*agg.columns, *[c for c in hist.columns if c not in KEYS])
+        sums.update(_history_sums(weekly, slug, ctx))
+    hist = weekly.group_by(keys).aggregate(**sums)
+    joined = agg.left_join(hist, keys)
+    return joined.select(*agg.columns, *[c for c in hist.columns if c not in keys])
 
 
 def _history_features(agg: ir.Table, slug: str, settings: FeatureSettings) -> dict:
@@ -331,9 +349,10 @@ def ticket_features(spine: ir.Table, tickets: ir.Table, ctx: FeatureContext) -> 
         tickets_csat_last=j.csat.argmax(j._resolved, where=resolved_by_then & j.csat.notnull()),
         _last_ticket=j._ts.max(),
     )
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+    keys = spine_keys(spine)
+    agg = j.group_by([*keys, "_cutoff"]).aggregate(**aggs)
     agg = agg.mutate(tickets_days_since_last=(agg._cutoff - agg._last_ticket) / DAY)
-    return agg.select(*KEYS, *[c for c in agg.columns if c.startswith("tickets_")])
+    return agg.select(*keys, *[c for c in agg.columns if c.startswith("tickets_")])
 
 
 def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.Table:
@@ -359,15 +378,17 @@ def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.T
         aggs[f"chat_conversations_{w}d"] = j.conversation_id.nunique(where=_within(j, w))
         aggs[f"chat_customer_messages_{w}d"] = j._customer.sum(where=_within(j, w)).fill_null(0)
     aggs["_last_chat"] = j._last.max()
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+    keys = spine_keys(spine)
+    agg = j.group_by([*keys, "_cutoff"]).aggregate(**aggs)
     agg = agg.mutate(chat_days_since_last=(agg._cutoff - agg._last_chat) / DAY)
-    return agg.select(*KEYS, *[c for c in agg.columns if c.startswith("chat_")])
+    return agg.select(*keys, *[c for c in agg.columns if c.startswith("chat_")])
 
 
 def nps_features(spine: ir.Table, nps: ir.Table, ctx: FeatureContext) -> ir.Table:
     """NPS history: last score and its age, mean, trend (last vs earlier mean), count."""
     j = _events(spine, nps, "responded_at", None, score=_number(nps.score))
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(
+    keys = spine_keys(spine)
+    agg = j.group_by([*keys, "_cutoff"]).aggregate(
         nps_last_score=j.score.argmax(j._ts),
         nps_mean=j.score.mean(),
         nps_responses=j._ts.count(),
@@ -382,7 +403,7 @@ def nps_features(spine: ir.Table, nps: ir.Table, ctx: FeatureContext) -> ir.Tabl
         ),
     )
     return agg.select(
-        *KEYS, "nps_last_score", "nps_last_age_days", "nps_mean", "nps_trend", "nps_responses"
+        *keys, "nps_last_score", "nps_last_age_days", "nps_mean", "nps_trend", "nps_responses"
     )
 
 
@@ -392,7 +413,7 @@ def static_features(spine: ir.Table, attributes: ir.Table, ctx: FeatureContext) 
     j = spine.join(a, spine.customer_id == a._cid, how="inner")
     extra = [c for c in attributes.columns if c not in ("customer_id", "signup_date")]
     return j.select(
-        *KEYS,
+        *spine_keys(spine),
         tenure_days=(j._cutoff - _seconds(j.signup_date)) / DAY,
         **{c: j[c] for c in extra},
     )
@@ -443,7 +464,8 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
             aggs[f"text_intent_{t}_{long}d"] = j._ts.count(where=_within(j, long) & j[f"_t_{t}"])
         aggs[f"text_intent_mentions_{long}d"] = j._ts.count(where=_within(j, long) & stated)
         aggs["_intent_last"] = j._ts.max(where=stated)
-    agg = j.group_by([*KEYS, "_cutoff"]).aggregate(**aggs)
+    keys = spine_keys(spine)
+    agg = j.group_by([*keys, "_cutoff"]).aggregate(**aggs)
 
     def share(negative: ir.Value, total: ir.Value) -> ir.Value:
         return (total > 0).ifelse(negative / total, ibis.null("float64"))
@@ -458,4 +480,4 @@ def text_features(spine: ir.Table, signals: ir.Table, ctx: FeatureContext) -> ir
     if ctx.intents:
         derived["text_intent_days_since"] = (agg._cutoff - agg._intent_last) / DAY
     out = agg.mutate(**derived)
-    return out.select(*KEYS, *[c for c in out.columns if c.startswith("text_")])
+    return out.select(*keys, *[c for c in out.columns if c.startswith("text_")])

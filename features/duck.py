@@ -34,10 +34,12 @@ from features.attributes import static_attributes
 from features.build import (
     EVENT_TABLES,
     INPUT_COLUMNS,
+    ROW,
     TEXT_SIGNALS,
     FeatureInputs,
     FeaturePlan,
     assemble_features,
+    in_given_order,
     make_spine,
     typed_features,
 )
@@ -469,17 +471,21 @@ def duckdb_inputs(tables: DuckTables, spine: pd.DataFrame, plan: FeaturePlan) ->
     return FeatureInputs(tables.con.table("spine"), tables.con.table("attributes"), events)
 
 
+def _require_signals(tables: DuckTables, plan: FeaturePlan) -> None:
+    if plan.text_themes and TEXT_SIGNALS not in tables.derived:
+        raise ValueError(
+            "this feature plan has text features: score the texts first "
+            "(features.duck.attach_text_signals_duckdb with the model's text scorer)"
+        )
+
+
 def feature_batches(
     tables: DuckTables, pairs: pd.DataFrame, plan: FeaturePlan, batch_rows: int
 ) -> Iterator[pd.DataFrame]:
     """The features of ``pairs`` computed in one DuckDB query over the whole export, handed
     out ``batch_rows`` rows at a time (ordered by customer and date)."""
     pairs = make_spine(pairs).drop_duplicates(["customer_id", "as_of"], ignore_index=True)
-    if plan.text_themes and TEXT_SIGNALS not in tables.derived:
-        raise ValueError(
-            "this feature plan has text features: score the texts first "
-            "(features.duck.attach_text_signals_duckdb with the model's text scorer)"
-        )
+    _require_signals(tables, plan)
     expr = assemble_features(duckdb_inputs(tables, pairs, plan), plan)
     expr = expr.order_by(["customer_id", "as_of"])
     for batch in tables.con.to_pyarrow_batches(expr, chunk_size=batch_rows):
@@ -493,8 +499,10 @@ def build_features_duckdb(
     """Features for each (customer_id, as_of) pair, in the pairs' order (as build_features)."""
     keys = ["customer_id", "as_of"]
     spine = make_spine(pairs).drop_duplicates(keys, ignore_index=True)
-    parts = list(feature_batches(tables, spine, plan, 1_000_000))
-    frame = pd.concat(parts, ignore_index=True) if parts else None
-    if frame is None:
+    if len(spine) == 0:
         return pd.DataFrame(columns=[*keys, *plan.feature_names])
-    return spine[keys].merge(frame, on=keys, how="left", validate="one_to_one")
+    _require_signals(tables, plan)
+    spine[ROW] = np.arange(len(spine), dtype="int64")
+    expr = assemble_features(duckdb_inputs(tables, spine, plan), plan)
+    table = in_given_order(tables.con.to_pyarrow(expr), len(spine))
+    return typed_features(table.to_pandas(), plan)
