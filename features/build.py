@@ -199,6 +199,16 @@ class FeatureInputs:
     spine: ir.Table
     attributes: ir.Table
     events: dict[str, ir.Table]
+    # the spine's first and last cutoff, where the caller holds the spine in memory: event
+    # rows no cutoff reaches are then left out at the scan (else by a subquery of the spine)
+    cutoffs: tuple[int, int] | None = None
+
+
+def cutoff_range(spine: pd.DataFrame) -> tuple[int, int] | None:
+    """The first and last ``_cutoff`` of an in-memory spine (make_spine), for FeatureInputs."""
+    if len(spine) == 0:
+        return None
+    return int(spine["_cutoff"].min()), int(spine["_cutoff"].max())
 
 
 def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> FeatureInputs:
@@ -208,10 +218,12 @@ def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePla
     }
     if plan.text_themes and TEXT_SIGNALS in tables.derived:
         events[TEXT_SIGNALS] = _memtable(event_table(tables, TEXT_SIGNALS))
+    spine = spine if "_cutoff" in spine else make_spine(spine)
     return FeatureInputs(
-        _memtable(spine if "_cutoff" in spine else make_spine(spine)),
+        _memtable(spine),
         _memtable(static_attributes(tables["customers"], plan.attributes)),
         events,
+        cutoff_range(spine),
     )
 
 
@@ -225,6 +237,7 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
         history=plan.history,
         whole_weeks=plan.whole_weeks,
         intents=tuple(getattr(plan, "text_intents", ())),
+        cutoffs=inputs.cutoffs,
     )
     sp = inputs.spine if "_cutoff" in inputs.spine.columns else with_cutoff(inputs.spine)
     carry = [ROW] if ROW in sp.columns else []  # the caller's row order, passed through

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from features.catalog import MIN_HISTORY_WEEKS, history_weeks
 from features.plan import text_lookback, text_windows, usage_span
@@ -39,6 +40,7 @@ class FeatureContext:
     whole_weeks: bool = False  # usage windows cut to whole weeks (plan version 3+)
 
     intents: tuple[str, ...] = ()  # the intent themes among them (own features, no tone filter)
+    cutoffs: tuple[int, int] | None = None  # the spine's first and last cutoff, when known
 
 
 WEEK = 7 * DAY
@@ -106,11 +108,7 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
     lookback = max(
         s.usage_lookback_days, max(s.windows_days), s.trend_recent_days + s.trend_prior_days
     )
-    # Rows no as-of date of this spine reaches are left out before anything is grouped.
-    ts = _seconds(usage.timestamp)
-    cutoffs = spine._cutoff
-    reached = (ts < cutoffs.max().as_scalar()) & (ts >= cutoffs.min().as_scalar() - lookback * DAY)
-    days = _daily_usage(usage.filter(reached), ctx)
+    days = _daily_usage(_reached(spine, usage, "timestamp", lookback, ctx), ctx)
     keys = spine_keys(spine)
     if ctx.whole_weeks:
         agg = _by_weeks(_weekly_totals(spine, days, lookback, ctx), keys, ctx)
@@ -134,6 +132,21 @@ def usage_features(spine: ir.Table, usage: ir.Table, ctx: FeatureContext) -> ir.
             derived.update(_history_features(agg, slug, ctx.settings))
     out = agg.mutate(**derived)
     return out.select(*keys, *[c for c in out.columns if c.startswith("usage_")])
+
+
+def _reached(
+    spine: ir.Table, events: ir.Table, time_column: str, lookback: int, ctx: FeatureContext
+) -> ir.Table:
+    """The event rows some as-of date of the spine reaches (before its cutoff, within
+    ``lookback`` days of it): the others are left out before anything is grouped. With the
+    cutoffs known (``ctx.cutoffs``) the bounds are literals, which a file scan can use."""
+    if ctx.cutoffs is not None:
+        first, last = (pd.Timestamp(c, unit="s") for c in ctx.cutoffs)
+        at = events[time_column]
+        return events.filter((at < last) & (at >= first - pd.Timedelta(days=lookback)))
+    first, last = spine._cutoff.min().as_scalar(), spine._cutoff.max().as_scalar()
+    ts = _seconds(events[time_column])
+    return events.filter((ts < last) & (ts >= first - lookback * DAY))
 
 
 def _by_days(j: ir.Table, keys: list[str], ctx: FeatureContext) -> ir.Table:
@@ -358,6 +371,8 @@ def ticket_features(spine: ir.Table, tickets: ir.Table, ctx: FeatureContext) -> 
 def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.Table:
     """Conversations and customer-authored messages per window, days since the last chat."""
     windows = ctx.settings.windows_days
+    lookback = max(ctx.settings.usage_lookback_days, max(windows))
+    chats = _reached(spine, chats, "sent_at", lookback, ctx)
     # One row per customer, day and conversation before the join (which repeats each row for
     # every as-of date it falls before), as _daily_usage does for usage.
     ts = _seconds(chats.sent_at)
@@ -372,7 +387,7 @@ def chat_features(spine: ir.Table, chats: ir.Table, ctx: FeatureContext) -> ir.T
         _customer=rows._mine.sum(), _last=rows._sent.max()
     )
     daily = daily.select("_cid", "conversation_id", "_customer", "_last", _ts=daily._day)
-    j = _join_events(spine, daily, max(ctx.settings.usage_lookback_days, max(windows)))
+    j = _join_events(spine, daily, lookback)
     aggs: dict[str, ir.Scalar] = {}
     for w in windows:
         aggs[f"chat_conversations_{w}d"] = j.conversation_id.nunique(where=_within(j, w))

@@ -39,6 +39,7 @@ from features.build import (
     FeatureInputs,
     FeaturePlan,
     assemble_features,
+    cutoff_range,
     in_given_order,
     make_spine,
     typed_features,
@@ -468,7 +469,9 @@ def duckdb_inputs(tables: DuckTables, spine: pd.DataFrame, plan: FeaturePlan) ->
     }
     if plan.text_themes and TEXT_SIGNALS in tables.derived:
         events[TEXT_SIGNALS] = tables.con.table(TEXT_SIGNALS)
-    return FeatureInputs(tables.con.table("spine"), tables.con.table("attributes"), events)
+    return FeatureInputs(
+        tables.con.table("spine"), tables.con.table("attributes"), events, cutoff_range(pairs)
+    )
 
 
 def _require_signals(tables: DuckTables, plan: FeaturePlan) -> None:
