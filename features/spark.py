@@ -133,12 +133,23 @@ def table_files(spark: SparkSession, source: str) -> tuple[dict[str, tuple[str, 
     return found, ignored
 
 
-def read_table(spark: SparkSession, location: str, fmt: str) -> DataFrame:
+def read_table(
+    spark: SparkSession, location: str, fmt: str, spec: TableSpec | None = None
+) -> DataFrame:
     """One table as read, column names normalised as features.loading does, in read order."""
     from pyspark.sql import functions as F
 
     if fmt == "parquet":
+        # pandas writes nanosecond timestamps, which Spark refuses (PARQUET_TYPE_ILLEGAL): it
+        # reads them as epoch nanoseconds instead, and the contract's date and time columns
+        # among them become timestamps again below (a whole number there means nanoseconds,
+        # as pandas reads it).
+        spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
         frame = spark.read.parquet(location)
+        times = {c.name for c in spec.columns if c.kind in ("date", "timestamp")} if spec else ()
+        for name, kind in frame.dtypes:
+            if kind == "bigint" and name.strip().lower() in times:
+                frame = frame.withColumn(name, F.timestamp_micros(F.floor(F.col(name) / 1000)))
     else:
         # Every value as text, so that validation decides what is unparsable (see
         # features.loading._csv_format); quoted values may span lines.
@@ -293,7 +304,7 @@ def validate_spark(spark: SparkSession, source: str | Path, data=None) -> SparkT
         spec = TABLES[name]
         where, fmt = files[name]
         origin = where.rsplit("/", 1)[-1]
-        raw = read_table(spark, where, fmt)
+        raw = read_table(spark, where, fmt, spec)
         raw_columns[name] = [c for c in raw.columns if c != ROW_ID]
         missing = missing_columns(spec, raw_columns[name])
         if missing:

@@ -279,3 +279,35 @@ def test_low_row_limit_down_samples_and_stays_calibrated(spark, export, duck_run
     assert sampled["churn", "brier"] <= full["churn", "brier"] * 1.15
     assert sampled["churn", "roc_auc"] > 0.6
     assert not np.isnan(sampled["churn", "churn_rate"])
+
+
+def test_parquet_with_nanosecond_timestamps_reads_as_on_duckdb(spark, export, tmp_path):
+    """pandas writes Parquet timestamps in nanoseconds, which Spark refuses unless told to read
+    them as numbers; they must come back as the same instants the local path reads."""
+    out = tmp_path / "nanos"
+    out.mkdir()
+    for name in ("customers", "usage", "tickets", "nps_responses"):
+        frame = pd.read_csv(export / f"{name}.csv", dtype=str)
+        for column in frame.columns:
+            if column.endswith(("_at", "_date")) or column == "timestamp":
+                parsed = pd.to_datetime(frame[column], errors="coerce", format="mixed", utc=True)
+                frame[column] = parsed.dt.tz_localize(None).astype("datetime64[ns]")
+        frame.to_parquet(out / f"{name}.parquet", index=False)  # datetime64[ns] as written
+    import pyarrow.parquet as pq
+
+    assert "ns" in str(pq.read_schema(out / "usage.parquet").field("timestamp").type)
+    local = validate_tables(load_tables(out))
+    on_spark = validate_spark(spark, out)
+    try:
+        for name, expected in local.report.tables.items():
+            got = on_spark.report.tables[name]
+            assert (got.rows_read, got.rows_kept, got.reasons) == (
+                expected.rows_read,
+                expected.rows_kept,
+                expected.reasons,
+            ), name
+        times = on_spark.frames["usage"].select("timestamp").toPandas()["timestamp"]
+        want = local["usage"]["timestamp"]
+        assert sorted(times.dropna()) == sorted(want.dropna())
+    finally:
+        on_spark.unpersist()
