@@ -43,7 +43,10 @@ from npsrisk.settings import load_settings
 from features.spark import spark_session
 from serving.distributed import score_spark
 from serving.state import load_champion
-settings = load_settings(home=Path(sys.argv[2]), spark={"master": sys.argv[4]})
+settings = load_settings(
+    home=Path(sys.argv[2]),
+    spark={"master": sys.argv[4], "conf": {"spark.driver.memory": sys.argv[5]}},
+)
 spark = spark_session(settings)
 champion = load_champion(settings)
 start = time.perf_counter()
@@ -86,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[2000])
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--driver-memory",
+        default="6g",
+        help="spark.driver.memory: on local[N] the executors live in the driver's JVM (the 1g "
+        "default ran out of heap at 250,000 customers)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-snapshots", type=int, default=3)
     parser.add_argument("--data-root", type=Path, help="where the exports are made or reused")
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(home),
                 str(scratch / f"s-{customers}"),
                 args.master,
+                args.driver_memory,
             ]
         )
         s_rows, s_wall, _, _ = spark_out.split()[-4:]
