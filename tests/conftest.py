@@ -15,6 +15,19 @@ from npsrisk.settings import Settings, load_settings
 FAST_LIGHTGBM = {"n_estimators": 300, "early_stopping_rounds": 30}
 
 
+def assert_same_report(got, expected) -> None:
+    """Two validation reports (features.validation.ValidationReport) give every table of
+    ``expected`` the same rows read, kept and set aside, for the same reasons."""
+    for name, want in expected.tables.items():
+        have = got.tables[name]
+        assert (have.rows_read, have.rows_kept, have.rows_set_aside) == (
+            want.rows_read,
+            want.rows_kept,
+            want.rows_set_aside,
+        ), name
+        assert have.reasons == want.reasons, name
+
+
 def validated_from_frames(frames: dict[str, pd.DataFrame]) -> ValidatedTables:
     """Validate in-memory tables exactly as if they had been read from files."""
     raw = RawTables(Path("memory"), "memory", {k: v.copy() for k, v in frames.items()})

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
-from conftest import FAST_LIGHTGBM
+from conftest import FAST_LIGHTGBM, assert_same_report
 from demo.generator import DemoConfig, find_ground_truth, generate_demo, write_demo
 from features.build import FeaturePlan
 from features.loading import load_tables
@@ -71,16 +72,8 @@ def _assert_same_drivers(left: list[dict], right: list[dict]) -> None:
 
 def test_quarantine_counts_equal_the_duckdb_path(spark_tables, export, tmp_path):
     on_duckdb = validate_tables(load_tables(export)).report
-    on_spark = spark_tables.report
     assert on_duckdb.rows_set_aside > 0  # the export does break the contract
-    for name, expected in on_duckdb.tables.items():
-        got = on_spark.tables[name]
-        assert (got.rows_read, got.rows_kept, got.rows_set_aside) == (
-            expected.rows_read,
-            expected.rows_kept,
-            expected.rows_set_aside,
-        ), name
-        assert got.reasons == expected.reasons, name
+    assert_same_report(spark_tables.report, on_duckdb)
     written = write_quarantine(spark_tables, str(tmp_path / "quarantine"))
     for name, folder in written.items():
         parts = list(Path(folder).glob("part-*.csv"))
@@ -293,19 +286,11 @@ def test_parquet_with_nanosecond_timestamps_reads_as_on_duckdb(spark, export, tm
                 parsed = pd.to_datetime(frame[column], errors="coerce", format="mixed", utc=True)
                 frame[column] = parsed.dt.tz_localize(None).astype("datetime64[ns]")
         frame.to_parquet(out / f"{name}.parquet", index=False)  # datetime64[ns] as written
-    import pyarrow.parquet as pq
-
     assert "ns" in str(pq.read_schema(out / "usage.parquet").field("timestamp").type)
     local = validate_tables(load_tables(out))
     on_spark = validate_spark(spark, out)
     try:
-        for name, expected in local.report.tables.items():
-            got = on_spark.report.tables[name]
-            assert (got.rows_read, got.rows_kept, got.reasons) == (
-                expected.rows_read,
-                expected.rows_kept,
-                expected.reasons,
-            ), name
+        assert_same_report(on_spark.report, local.report)
         times = on_spark.frames["usage"].select("timestamp").toPandas()["timestamp"]
         want = local["usage"]["timestamp"]
         assert sorted(times.dropna()) == sorted(want.dropna())
