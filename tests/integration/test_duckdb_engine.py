@@ -9,12 +9,14 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import assert_same_report
 from demo.generator import DemoConfig, generate_demo, write_demo
 from features.build import build_features, plan_features
-from features.duck import build_features_duckdb, validate_duckdb
+from features.duck import _BackgroundWriter, build_features_duckdb, validate_duckdb
 from features.loading import load_tables
 from features.validation import ValidatedTables, validate_tables
 from npsrisk.settings import load_settings
@@ -144,3 +146,21 @@ def test_a_duckdb_file_is_read_and_checked_the_same(export, tmp_path):
             ), name
     finally:
         tables.close()
+
+
+def test_background_writer_writes_in_order_and_raises_a_failed_write(tmp_path):
+    path = tmp_path / "ok.parquet"
+    with _BackgroundWriter(path) as writer:
+        for start in range(0, 50, 10):
+            writer.write(pa.table({"n": list(range(start, start + 10))}))
+    assert pq.read_table(path)["n"].to_pylist() == list(range(50))
+
+    # A batch of another shape cannot be appended: the error reaches the caller, the thread
+    # ends and the file is closed (no hang, no half-written file left open).
+    writer = _BackgroundWriter(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="schema"), writer:
+        writer.write(pa.table({"n": [1, 2]}))
+        writer.write(pa.table({"other": ["x"]}))
+        for _ in range(5):
+            writer.write(pa.table({"n": [3]}))
+    assert not writer._thread.is_alive()
