@@ -5,9 +5,10 @@ A large export never sits in pandas. The per-customer tables (customers, churn: 
 customer) are read and validated in memory as ``features.validation.validate_tables`` does.
 The event tables (usage, tickets, chats, nps_responses) are scanned a batch at a time,
 filtered at the scan to the customers asked for; each batch goes through
-``features.validation.row_problems`` (the single-row rules both other paths run) and is
-written with its reasons to a Parquet file in the run's temporary folder. The rules that
-need other rows (unknown customer, duplicate key) are SQL over the whole table, with the semantics
+``features.validation.row_reasons`` (the single-row rules both other paths run, and unknown
+customers: the customers are read first) and is written with its reasons to a Parquet file
+in the run's temporary folder. The one rule that needs other rows of the table (duplicate
+key) is a SQL window over the whole table, with the semantics
 ``features.validation._validate_table`` states, so the counts are the in-memory path's.
 The features are ``features.build.assemble_features`` on those tables: one set of
 definitions, compiled by Ibis for DuckDB, which spills to that folder rather than
@@ -62,7 +63,6 @@ from features.loading import (
 from features.validation import (
     REASONS,
     SOURCE_ROW,
-    UNKNOWN_CUSTOMER,
     DateRange,
     TableReport,
     ValidatedTables,
@@ -123,8 +123,8 @@ class DuckTables:
         if table not in self.checked:
             return self.memory.quarantine.get(table, pd.DataFrame())
         columns = [c[len(RAW) :] for c in self._columns(table) if c.startswith(RAW)]
-        # A row broken by a single-row rule keeps its raw text; one broken only by a
-        # cross-row rule passed every single-row rule, so its typed value is its value.
+        # A row set aside as it was checked keeps its raw text; one broken only by the
+        # duplicate rule passed every other rule, so its typed value is its value.
         values = ", ".join(
             f'coalesce("{RAW}{c}", CAST("{c}" AS VARCHAR)) AS "{c}"'
             if c in TABLES[table].column_names
@@ -228,12 +228,18 @@ def _batch_frame(spec: TableSpec, batch: pa.RecordBatch) -> pd.DataFrame:
 
 
 def _checked_batch(
-    spec: TableSpec, batch: pa.RecordBatch, first_row: int, dates: DateRange, keep: list[str]
+    spec: TableSpec,
+    batch: pa.RecordBatch,
+    first_row: int,
+    dates: DateRange,
+    keep: list[str],
+    known: pa.Array | None = None,
 ) -> pa.Table:
-    """One batch with its position in the file, its single-row reasons, the typed contract
-    columns in ``keep``, and the raw text of bad rows."""
+    """One batch with its position in the file, its reasons (the single-row rules and, with
+    ``known``, unknown customers), the typed contract columns in ``keep``, and the raw text of
+    bad rows."""
     part = _normalise_columns(_batch_frame(spec, batch))
-    typed, bad, reasons = row_reasons(spec, part, dates, arrow_text=True)
+    typed, bad, reasons = row_reasons(spec, part, dates, arrow_text=True, known=known)
     arrays = {
         SOURCE_ROW: pa.array(np.arange(first_row + 1, first_row + len(part) + 1)),
         REASONS: pa.array(reasons, type=pa.string()),
@@ -318,9 +324,11 @@ def _check_table(
     customer_ids: Collection[str] | None,
     dates: DateRange,
     folder: Path,
+    known: pa.Array,
 ) -> str | None:
-    """Stream a table into ``read_<name>`` with its single-row reasons; None when the
-    table lacks a required column (the caller sets it aside whole, as the in-memory path)."""
+    """Stream a table into ``read_<name>`` with its reasons (single-row rules, then unknown
+    customers: those not in ``known``); None when the table lacks a required column (the
+    caller sets it aside whole, as the in-memory path)."""
     names, batches = _batches(source, spec.name, customer_ids)
     columns = [str(c).strip().lower() for c in names]
     if missing_columns(spec, columns):
@@ -338,46 +346,38 @@ def _check_table(
         for batch in batches:
             if batch.num_rows == 0 and writer.started:
                 continue
-            writer.write(_checked_batch(spec, batch, seen, dates, keep))
+            writer.write(_checked_batch(spec, batch, seen, dates, keep, known))
             seen += batch.num_rows
         if not writer.started:  # no rows at all: an empty file of the right shape
             nothing = pa.record_batch({c: pa.array([], pa.string()) for c in names})
-            writer.write(_checked_batch(spec, nothing, 0, dates, keep))
+            writer.write(_checked_batch(spec, nothing, 0, dates, keep, known))
     con.con.execute(f"CREATE OR REPLACE VIEW \"{target}\" AS SELECT * FROM read_parquet('{path}')")
     return target
 
 
 def _cross_row_rules(con: ibis.BaseBackend, spec: TableSpec, target: str) -> None:
-    """Unknown customers, then duplicate keys among the otherwise-good rows (the first in
-    file order is kept), appended to each row's reasons in the in-memory path's order."""
-    raw = con.con
-    unknown = (
-        f"CASE WHEN c.customer_id IS NOT NULL AND k.customer_id IS NULL "
-        f"THEN '{UNKNOWN_CUSTOMER}' END"
-    )
+    """``valid_<name>``: the checked rows with, for a table with a unique key, the duplicate
+    keys among the otherwise-good rows (the first in file order is kept) appended to their
+    reasons, in the in-memory path's order. Unknown customers were found as each batch was
+    checked (the customers are read first), so a table without a key needs no other pass."""
+    if spec.unique_key is None:
+        con.con.execute(f'CREATE OR REPLACE VIEW "valid_{spec.name}" AS SELECT * FROM "{target}"')
+        return
+    key = f'"{spec.unique_key}"'
+    competing = f"({key} IS NOT NULL AND {REASONS} IS NULL)"
     step = f"""
-        SELECT c.* EXCLUDE ({REASONS}),
-               NULLIF(concat_ws('; ', c.{REASONS}, {unknown}), '') AS {REASONS}
-        FROM "{target}" c LEFT JOIN known_customers k ON c.customer_id = k.customer_id
+        WITH b AS (
+            SELECT *, CASE WHEN {competing} THEN row_number() OVER (
+                PARTITION BY {key}, {competing} ORDER BY {SOURCE_ROW}) END AS _rank
+            FROM "{target}"
+        )
+        SELECT * EXCLUDE ({REASONS}, _rank),
+               NULLIF(concat_ws('; ', {REASONS},
+                   CASE WHEN _rank > 1 THEN '{duplicate_reason(spec)}' END), '') AS {REASONS}
+        FROM b
     """
-    if spec.unique_key is not None:
-        key = f'"{spec.unique_key}"'
-        competing = f"({key} IS NOT NULL AND {REASONS} IS NULL)"
-        step = f"""
-            WITH a AS ({step}),
-            b AS (
-                SELECT *, CASE WHEN {competing} THEN row_number() OVER (
-                    PARTITION BY {key}, {competing} ORDER BY {SOURCE_ROW}) END AS _rank
-                FROM a
-            )
-            SELECT * EXCLUDE ({REASONS}, _rank),
-                   NULLIF(concat_ws('; ', {REASONS},
-                       CASE WHEN _rank > 1 THEN '{duplicate_reason(spec)}' END), '') AS {REASONS}
-            FROM b
-        """
-    # A view: the rules are a join with the customers (and a window over the keyed tables),
-    # cheaper to run with each use than to write every row again.
-    raw.execute(f'CREATE OR REPLACE VIEW "valid_{spec.name}" AS {step}')
+    # A view: the rule is a window, cheaper to run with each use than to write every row again.
+    con.con.execute(f'CREATE OR REPLACE VIEW "valid_{spec.name}" AS {step}')
 
 
 def _report(con: ibis.BaseBackend, spec: TableSpec, target: str, origin: str) -> TableReport:
@@ -423,19 +423,14 @@ def validate_duckdb(
     con = connect_duckdb(workdir, threads)
     try:
         memory = validate_tables(small, data)
-        con.con.register(
-            "_known",
-            pa.table({"customer_id": memory["customers"]["customer_id"].to_numpy(dtype=object)}),
-        )
-        con.raw_sql("CREATE OR REPLACE TABLE known_customers AS SELECT * FROM _known")
-        con.con.unregister("_known")
+        known = pa.array(memory["customers"]["customer_id"].to_numpy(dtype=object), pa.string())
         reports = dict(memory.report.tables)
         checked: dict[str, str] = {}
         for name in EVENT_TABLES:
             if name not in events or (tables is not None and name not in tables):
                 continue
             spec = TABLES[name]
-            target = _check_table(con, source, spec, customer_ids, dates, workdir)
+            target = _check_table(con, source, spec, customer_ids, dates, workdir, known)
             if target is None:  # a broken table: set aside whole, exactly as in memory
                 frame = _read_raw(source, name, customer_ids)
                 _, q, reports[name] = _validate_table(spec, frame, events[name], None, None, dates)

@@ -400,12 +400,33 @@ def reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd
     return _reason_strings(problems, bad)
 
 
+def unknown_customers(ids: pd.Series, known: pa.Array) -> pd.Series:
+    """Rows whose (typed) customer id is present but not among the ``known`` customers."""
+    if _arrow_strings(ids):  # kept in Arrow by the engines: no Python string per row
+        values = pa.array(ids.array)
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        values = values.cast(pa.string())
+    else:
+        values = pa.array(ids.to_numpy(dtype=object), type=pa.string())
+    found = pc.is_in(values, value_set=known)
+    return ids.notna() & ~pd.Series(found.to_numpy(zero_copy_only=False), index=ids.index)
+
+
 def row_reasons(
-    spec: TableSpec, raw: pd.DataFrame, dates: DateRange, arrow_text: bool = False
+    spec: TableSpec,
+    raw: pd.DataFrame,
+    dates: DateRange,
+    arrow_text: bool = False,
+    known: pa.Array | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """``row_problems`` per row, as the engines that check a batch at a time want it: the
-    typed columns, which rows break a rule, and each row's '; '-joined reasons (None if good)."""
+    typed columns, which rows break a rule, and each row's '; '-joined reasons (None if good).
+    With ``known`` (the good customers' ids, when the batch's customers are known before its
+    rows are read) the unknown-customer rule too, after the single-row rules, as
+    ``_validate_table`` orders them."""
     typed, problems = row_problems(spec, raw, dates, arrow_text)
+    if known is not None and spec.references_customers:
+        problems.append((UNKNOWN_CUSTOMER, unknown_customers(typed["customer_id"], known)))
     bad = np.zeros(len(raw), dtype=bool)
     for _, mask in problems:
         bad |= mask.to_numpy(dtype=bool)
@@ -451,13 +472,8 @@ def _validate_table(
         bad_so_far |= mask.to_numpy(dtype=bool)
 
     if spec.references_customers and customer_ids is not None:
-        known = pc.is_in(
-            pa.array(typed["customer_id"].to_numpy(dtype=object), type=pa.string()),
-            value_set=pa.array(customer_ids.to_numpy(dtype=object), type=pa.string()),
-        )
-        unknown = typed["customer_id"].notna() & ~pd.Series(
-            known.to_numpy(zero_copy_only=False), index=typed.index
-        )
+        known = pa.array(customer_ids.to_numpy(dtype=object), type=pa.string())
+        unknown = unknown_customers(typed["customer_id"], known)
         problems.append((UNKNOWN_CUSTOMER, unknown))
         bad_so_far |= unknown.to_numpy(dtype=bool)
 
