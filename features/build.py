@@ -211,20 +211,31 @@ def cutoff_range(spine: pd.DataFrame) -> tuple[int, int] | None:
     return int(spine["_cutoff"].min()), int(spine["_cutoff"].max())
 
 
-def memory_inputs(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> FeatureInputs:
-    """Inputs from validated in-memory tables, handed to the engine as Arrow."""
+def memory_inputs(
+    tables: ValidatedTables,
+    spine: pd.DataFrame,
+    plan: FeaturePlan,
+    con: ibis.BaseBackend | None = None,
+) -> FeatureInputs:
+    """Inputs from validated in-memory tables, handed to the engine as Arrow. With ``con`` (a
+    DuckDB connection) the spine and the attributes become temporary tables of it: DuckDB then
+    knows their sizes (it estimates an Arrow scan at one row) and builds the joins' hash tables
+    on the small side (measured at 100,000 customers x 6 dates: the query 10.5 s -> 8.5 s)."""
     events = {
         name: _memtable(event_table(tables, name)) for name in plan.tables if tables.has(name)
     }
     if plan.text_themes and TEXT_SIGNALS in tables.derived:
         events[TEXT_SIGNALS] = _memtable(event_table(tables, TEXT_SIGNALS))
     spine = spine if "_cutoff" in spine else make_spine(spine)
-    return FeatureInputs(
-        _memtable(spine),
-        _memtable(static_attributes(tables["customers"], plan.attributes)),
-        events,
-        cutoff_range(spine),
-    )
+    attributes = static_attributes(tables["customers"], plan.attributes)
+    if con is None:
+        given = [_memtable(spine), _memtable(attributes)]
+    else:
+        given = [
+            con.create_table(ibis.util.gen_name(f"npsrisk_{kind}"), _arrow(frame), temp=True)
+            for kind, frame in (("spine", spine), ("attributes", attributes))
+        ]
+    return FeatureInputs(*given, events, cutoff_range(spine))
 
 
 def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
@@ -279,13 +290,17 @@ def assemble_features(inputs: FeatureInputs, plan: FeaturePlan) -> ir.Table:
     return out.select(*KEYS, *plan.feature_names, *carry)
 
 
-def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
-    """The whole feature frame of in-memory tables as one Ibis expression."""
+def _require_text_signals(tables: ValidatedTables, plan: FeaturePlan) -> None:
     if plan.text_themes and TEXT_SIGNALS not in tables.derived:
         raise ValueError(
             "this feature plan has text features: score the texts first "
             "(features.build.attach_text_signals with the model's text scorer)"
         )
+
+
+def feature_expression(tables: ValidatedTables, spine: pd.DataFrame, plan: FeaturePlan) -> ir.Table:
+    """The whole feature frame of in-memory tables as one Ibis expression (on memtables)."""
+    _require_text_signals(tables, plan)
     return assemble_features(memory_inputs(tables, spine, plan), plan)
 
 
@@ -321,8 +336,17 @@ def build_features(
         return pd.DataFrame(columns=[*KEYS, *plan.feature_names])
     # The engine is the caller's choice (settings at run time), never the plan's: a model
     # trained on Spark still scores one customer in the service on DuckDB.
-    con = con or connect("duckdb")
     spine = pairs.assign(**{ROW: np.arange(len(pairs), dtype="int64")})
-    # Through Arrow in one piece: pandas columns built column by column cost more than the query.
-    table = con.to_pyarrow(feature_expression(tables, spine, plan))
+    if con is not None and con.name != "duckdb":
+        table = con.to_pyarrow(feature_expression(tables, spine, plan))
+    else:
+        con = con or connect("duckdb")
+        _require_text_signals(tables, plan)
+        inputs = memory_inputs(tables, spine, plan, con)
+        try:
+            # Through Arrow in one piece: pandas columns built one by one cost more.
+            table = con.to_pyarrow(assemble_features(inputs, plan))
+        finally:  # a caller's connection keeps nothing of this build
+            for own in (inputs.spine, inputs.attributes):
+                con.drop_table(own.op().name, force=True)
     return typed_features(in_given_order(table, len(pairs)).to_pandas(), plan)

@@ -131,6 +131,26 @@ def test_tables_absent_at_scoring_time(demo_frames, tmp_path):
     assert frame.filter(regex="^(chat|nps)_").isna().all().all()  # counts too: unknown
 
 
+def test_a_callers_duckdb_connection_gives_the_same_features_and_keeps_no_spine(
+    demo_frames, tmp_path
+):
+    """On a caller's connection the spine and attributes are temporary tables of it (DuckDB
+    then knows their sizes): the frame is the same, and they are dropped afterwards."""
+    from features.build import connect
+
+    tables = _validated(demo_frames[23])
+    settings = _settings(tmp_path, False)
+    plan, _ = plan_features(tables, settings.features, settings.data)
+    pairs = _pairs(tables, 23)
+    con = connect("duckdb")
+    on_caller = build_features(tables, pairs, plan, con=con)
+    assert not [name for name in con.list_tables() if "npsrisk" in name]
+    pd.testing.assert_frame_equal(on_caller, build_features(tables, pairs, plan))
+    pd.testing.assert_frame_equal(
+        on_caller, build_features_pandas(tables, pairs, plan), check_dtype=False, rtol=1e-9
+    )
+
+
 # --- a tiny world computed by hand ------------------------------------------------------
 
 AS_OF = pd.Timestamp("2024-06-30")  # cutoff 2024-07-01 00:00:00
