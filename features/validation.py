@@ -144,6 +144,12 @@ _ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 def _text_array(series: pd.Series) -> pa.Array:
     """Trimmed strings as an Arrow array; empty strings and missing values are null."""
+    trimmed = pc.utf8_trim_whitespace(_string_array(series))
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def _string_array(series: pd.Series) -> pa.Array:
+    """A column's values as an Arrow string array, as they are (missing values null)."""
     if _arrow_strings(series):  # read from Arrow and kept there: no Python strings
         array = pa.array(series.array)
         array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
@@ -160,8 +166,7 @@ def _text_array(series: pd.Series) -> pa.Array:
             array = pa.array(values, type=pa.string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: numbers, dates, text
             array = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
-    trimmed = pc.utf8_trim_whitespace(array)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    return array
 
 
 def arrow_text_type(kind: pa.DataType) -> bool:
@@ -402,13 +407,7 @@ def reason_strings(problems: list[tuple[str, pd.Series]], bad: np.ndarray) -> pd
 
 def unknown_customers(ids: pd.Series, known: pa.Array) -> pd.Series:
     """Rows whose (typed) customer id is present but not among the ``known`` customers."""
-    if _arrow_strings(ids):  # kept in Arrow by the engines: no Python string per row
-        values = pa.array(ids.array)
-        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        values = values.cast(pa.string())
-    else:
-        values = pa.array(ids.to_numpy(dtype=object), type=pa.string())
-    found = pc.is_in(values, value_set=known)
+    found = pc.is_in(_string_array(ids), value_set=known)
     return ids.notna() & ~pd.Series(found.to_numpy(zero_copy_only=False), index=ids.index)
 
 
